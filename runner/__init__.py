@@ -1,0 +1,1 @@
+"""smrun: SageMaker jobs on one asyncio engine."""

@@ -1,0 +1,103 @@
+"""Typed events and the bus that fans them out to sinks.
+
+Everything a run produces (a job submitted, a status change, a log line, a
+result) is one of these events. Sinks (console, outputs writer, journal,
+``Job.events()`` subscribers) receive every event in publication order. The
+bus never blocks the engine: subscribers get unbounded streams.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+if TYPE_CHECKING:
+    from runner.job import JobResult
+
+
+@dataclass(frozen=True)
+class Event:
+    job: str  # the job's key in the run (manifest name)
+    time: float = field(default=0.0, kw_only=True)  # wall clock, seconds since the epoch
+
+
+@dataclass(frozen=True)
+class Submitted(Event):
+    kind: str
+    name: str  # the SageMaker resource name
+    attached: bool  # True when an existing resource was found and followed
+
+
+@dataclass(frozen=True)
+class StatusChanged(Event):
+    status: str
+    secondary: str | None = None
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class LogLine(Event):
+    stream: str  # full CloudWatch stream name
+    instance: str  # short label: the stream's instance part (and source label)
+    timestamp: int  # event timestamp, milliseconds since the epoch
+    message: str
+
+
+@dataclass(frozen=True)
+class Notice(Event):
+    """Something a person should read that is not a status or a log line
+    (a retry, a dependency failure, an endpoint left behind...)."""
+
+    level: str  # "info", "warning", "error"
+    message: str
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Finished(Event):
+    result: JobResult
+
+
+Sink = Callable[[Event], None]
+
+
+class Bus:
+    """Fans every published event out to the sinks and subscribers."""
+
+    def __init__(self) -> None:
+        self._sinks: list[Sink] = []
+        self._subscribers: list[
+            tuple[Callable[[Event], bool], MemoryObjectSendStream[Event]]
+        ] = []
+
+    def add_sink(self, sink: Sink) -> None:
+        self._sinks.append(sink)
+
+    def publish(self, event: Event) -> None:
+        for sink in self._sinks:
+            sink(event)
+        for accept, stream in list(self._subscribers):
+            if accept(event):
+                try:
+                    stream.send_nowait(event)
+                except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                    self._subscribers.remove((accept, stream))
+
+    def subscribe(
+        self, accept: Callable[[Event], bool] = lambda e: True
+    ) -> MemoryObjectReceiveStream[Event]:
+        """A stream of every later event that ``accept`` takes."""
+        send, receive = anyio.create_memory_object_stream[Event](math.inf)
+        self._subscribers.append((accept, send))
+        return receive
+
+    def close(self) -> None:
+        """End every subscription (subscribers see end of iteration)."""
+        for _, stream in self._subscribers:
+            stream.close()
+        self._subscribers.clear()

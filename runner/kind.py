@@ -1,0 +1,102 @@
+"""What a handler tells the engine about one SageMaker resource kind.
+
+A handler module (``handlers/<kind>.py``) builds one :class:`Kind`: mostly a
+table of facts (operations, fields, terminal states, log layout, outputs).
+Generic code in :mod:`runner.job` drives every kind's lifecycle with it. A kind
+adds code only where it really differs, through the optional hooks.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from runner.job import JobContext
+
+Description = Mapping[str, Any]
+Request = dict[str, Any]
+
+
+class Outcome(str, enum.Enum):
+    """How a job ended, from the step's point of view."""
+
+    SUCCEEDED = "Succeeded"  # reached the kind's success state
+    FAILED = "Failed"  # reached a failure state, or was stopped by someone else
+    STOPPED_BY_US = "StoppedByUs"  # stopped because this runner asked (cancel or Job.stop())
+    NOT_STARTED = "NotStarted"  # never created: a dependency failed or the run was cancelled
+    UNKNOWN = "Unknown"  # the runner could not learn the state before its deadline
+    DETACHED = "Detached"  # left running on purpose (--on-cancel detach)
+
+    @property
+    def ok(self) -> bool:
+        return self is Outcome.SUCCEEDED
+
+
+class Phase(str, enum.Enum):
+    """Where a status stands in a kind's terminal-state table."""
+
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    STOPPED = "stopped"
+
+
+@dataclass(frozen=True)
+class LogSource:
+    """A set of CloudWatch streams to follow: every stream of ``group`` whose
+    name starts with ``prefix``. ``label`` is shown in front of each line
+    (with the stream's instance) when a job has more than one source."""
+
+    group: str
+    prefix: str
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class Kind:
+    """Everything the engine needs to drive one resource kind."""
+
+    name: str  # manifest `kind:` value, e.g. "training"
+    create: str  # botocore operation names, e.g. "CreateTrainingJob"
+    describe: str
+    name_field: str  # request/describe member holding the resource name
+    status_field: str  # describe member holding the status
+    success: frozenset[str]
+    failure: frozenset[str]
+    stopped: frozenset[str] = frozenset()
+    stop: str | None = None
+    list: str | None = None
+    secondary_status_field: str | None = None
+    failure_reason_field: str = "FailureReason"
+    max_name_length: int = 63
+    # the CloudWatch group whose streams `{name}/...` belong to this job
+    log_group: str | None = None
+    # turns a Describe* response into the component outputs (v1 names)
+    outputs: Callable[[Description], dict[str, Any]] = field(default=lambda d: {})
+    # hooks for kinds that differ; None means the generic behaviour
+    log_sources: Callable[[JobContext, Description], Awaitable[list[LogSource]]] | None = None
+    create_hook: Callable[[JobContext, Request], Awaitable[None]] | None = None
+    phase_hook: Callable[[Description], Phase] | None = None
+
+    def phase(self, description: Description) -> Phase:
+        """Classify a Describe* response by the kind's terminal-state table."""
+        if self.phase_hook is not None:
+            return self.phase_hook(description)
+        return self.phase_of(str(description.get(self.status_field, "")))
+
+    def phase_of(self, status: str) -> Phase:
+        if status in self.success:
+            return Phase.SUCCEEDED
+        if status in self.stopped:
+            return Phase.STOPPED
+        if status in self.failure:
+            return Phase.FAILED
+        return Phase.RUNNING
+
+    def default_log_sources(self, job_name: str) -> list[LogSource]:
+        if self.log_group is None:
+            return []
+        return [LogSource(self.log_group, f"{job_name}/")]
