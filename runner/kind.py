@@ -68,7 +68,7 @@ class Kind:
     failure: frozenset[str]
     stopped: frozenset[str] = frozenset()
     stop: str | None = None
-    list: str | None = None
+    list_op: str | None = None
     secondary_status_field: str | None = None
     failure_reason_field: str = "FailureReason"
     max_name_length: int = 63
@@ -76,6 +76,10 @@ class Kind:
     log_group: str | None = None
     # turns a Describe* response into the component outputs (v1 names)
     outputs: Callable[[Description], dict[str, Any]] = field(default=lambda d: {})
+    # the type of each output, so that a manifest reference can be type-checked at load time
+    output_types: Mapping[str, type] = field(default_factory=dict)
+    # facts for the summary beyond outputs (billing, metrics); plain JSON values
+    details: Callable[[Description], dict[str, Any]] = field(default=lambda d: {})
     # hooks for kinds that differ; None means the generic behaviour
     log_sources: Callable[[JobContext, Description], Awaitable[list[LogSource]]] | None = None
     create_hook: Callable[[JobContext, Request], Awaitable[None]] | None = None

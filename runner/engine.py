@@ -1,0 +1,213 @@
+"""Runner: owns the AWS clients and one task group, submits jobs, runs manifests.
+
+One Runner drives any number of jobs concurrently: every job is a task in the
+Runner's task group, every AWS call shares the Runner's budgets, every event
+goes through the Runner's bus.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from contextlib import AsyncExitStack
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from anyio.abc import TaskGroup
+
+from runner.aws import Aws, AwsConfig
+from runner.budget import Budgets
+from runner.events import Bus, Event, Finished, Notice
+from runner.job import Job, JobResult
+from runner.kind import Kind, Outcome, Request
+from runner.settings import Settings
+
+if TYPE_CHECKING:
+    from runner.emulator import Emulator
+    from runner.manifest import Manifest
+
+LOCAL_CREDENTIALS = ("smrun-local", "smrun-local-secret")
+LOCAL_REGION = "us-east-1"
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
+
+
+class Runner:
+    """``async with Runner() as r: job = await r.submit("train", "training", request)``.
+
+    ``local=True`` starts the embedded emulator on loopback and points the
+    clients at it; everything else about the run is the same.
+    """
+
+    def __init__(
+        self,
+        aws: AwsConfig | None = None,
+        *,
+        settings: Settings | None = None,
+        run_id: str | None = None,
+        local: bool = False,
+        kinds: Mapping[str, Kind] | None = None,
+        budgets: Budgets | None = None,
+        sinks: list[Callable[[Event], None]] | None = None,
+    ) -> None:
+        self.run_id = run_id or new_run_id()
+        self.local = local
+        self.settings = settings or (Settings.fast() if local else Settings())
+        self.bus = Bus()
+        for sink in sinks or []:
+            self.bus.add_sink(sink)
+        self.jobs: dict[str, Job] = {}
+        # every job's result as it ends (readable after a cancellation, too)
+        self.results: dict[str, JobResult] = {}
+        self.emulator: Emulator | None = None
+        self._aws_config = aws or AwsConfig()
+        self._budgets = budgets
+        self._kinds = kinds
+        self._stack = AsyncExitStack()
+        self._tg: TaskGroup | None = None
+        self.aws: Aws | None = None
+
+    @property
+    def kinds(self) -> Mapping[str, Kind]:
+        if self._kinds is None:
+            from handlers import KINDS
+
+            self._kinds = KINDS
+        return self._kinds
+
+    async def __aenter__(self) -> Runner:
+        try:
+            config = self._aws_config
+            if self.local:
+                from runner.emulator import Emulator
+
+                emulator = await self._stack.enter_async_context(Emulator())
+                self.emulator = emulator
+                config = AwsConfig(
+                    region=LOCAL_REGION,
+                    endpoint_url=emulator.url,
+                    logs_endpoint_url=emulator.url,
+                    static_credentials=LOCAL_CREDENTIALS,
+                    max_pool_connections=config.max_pool_connections,
+                )
+            self.aws = await self._stack.enter_async_context(Aws(config, budgets=self._budgets))
+            self._tg = await self._stack.enter_async_context(anyio.create_task_group())
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        try:
+            return await self._stack.__aexit__(exc_type, exc, tb)
+        finally:
+            self.bus.close()
+
+    def _require(self) -> tuple[Aws, TaskGroup]:
+        if self.aws is None or self._tg is None:
+            raise RuntimeError("use the Runner inside 'async with'")
+        return self.aws, self._tg
+
+    def job(
+        self,
+        key: str,
+        kind: str | Kind,
+        request: Request,
+        *,
+        timeout: float | None = None,
+        tokens: dict[str, str] | None = None,
+    ) -> Job:
+        """A Job handle, not started (see :meth:`submit`)."""
+        aws, _ = self._require()
+        if key in self.jobs:
+            raise ValueError(f"job {key!r} already exists in run {self.run_id}")
+        spec = kind if isinstance(kind, Kind) else self.kinds[kind]
+        request = dict(request)
+        if not request.get(spec.name_field):
+            from runner.manifest import resource_name
+
+            request[spec.name_field] = resource_name(self.run_id, key, spec.max_name_length)
+        job = Job(
+            aws=aws,
+            bus=self.bus,
+            kind=spec,
+            key=key,
+            request=request,
+            run_id=self.run_id,
+            settings=self.settings,
+            timeout=timeout,
+            tokens=tokens,
+        )
+        self.jobs[key] = job
+        return job
+
+    async def submit(
+        self,
+        key: str,
+        kind: str | Kind,
+        request: Request,
+        *,
+        timeout: float | None = None,
+    ) -> Job:
+        """Start driving one job in the background; ``await job.wait()`` for its result."""
+        job = self.job(key, kind, request, timeout=timeout)
+        _, tg = self._require()
+        tg.start_soon(job.drive, name=f"job:{key}")
+        return job
+
+    async def run_manifest(self, manifest: Manifest) -> dict[str, JobResult]:
+        """Run every job of a manifest, each once its dependencies succeeded.
+
+        Independent branches run concurrently; a failed job fails its
+        dependents (NOT_STARTED, naming the failed dependency)."""
+        self._require()
+        results = self.results
+        finished = {key: anyio.Event() for key in manifest.jobs}
+
+        async def one(key: str) -> None:
+            spec = manifest.jobs[key]
+            try:
+                deps = manifest.dependencies(key)
+                for dep in deps:
+                    await finished[dep].wait()
+                failed = [d for d in deps if not results[d].ok]
+                if failed:
+                    results[key] = self._not_started(
+                        key, spec.kind, f"not started because {', '.join(failed)} failed"
+                    )
+                    return
+                outputs = {k: r.outputs for k, r in results.items()}
+                request = spec.resolve(outputs, self.run_id)
+                job = self.job(key, spec.kind, request, timeout=spec.timeout)
+                results[key] = await job.drive()
+            except anyio.get_cancelled_exc_class():
+                if key not in results:
+                    results[key] = self._not_started(key, spec.kind, "run cancelled")
+                raise
+            finally:
+                finished[key].set()
+
+        async with anyio.create_task_group() as tg:
+            for key in manifest.order():
+                tg.start_soon(one, key, name=f"manifest:{key}")
+        return {key: results[key] for key in manifest.order()}
+
+    def _not_started(self, key: str, kind: str, reason: str) -> JobResult:
+        result = JobResult(key=key, kind=kind, name=None, outcome=Outcome.NOT_STARTED,
+                           failure_reason=reason)
+        self.bus.publish(Notice(key, "error", reason, time=time.time()))
+        self.bus.publish(Finished(key, result, time=time.time()))
+        return result
+
+    def stats(self) -> dict[str, Any]:
+        aws, _ = self._require()
+        return {"aws": aws.stats.summary(), "budgets": aws.budgets.stats()}

@@ -1,0 +1,493 @@
+"""Job: one SageMaker resource driven to a terminal state.
+
+The lifecycle is the same for every kind, read from its :class:`Kind` table:
+describe first (attach to our own resource after a restart), else create;
+follow the status and the logs; on a terminal status drain the logs and build
+the :class:`JobResult`. Cancellation stops what this run created (or detaches)
+in a shielded cleanup, so it runs even when cancellation lands mid-call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import anyio
+from botocore.exceptions import ClientError
+
+from runner.aws import Aws, error_code
+from runner.events import Bus, Event, Finished, LogLine, Notice, StatusChanged, Submitted
+from runner.kind import Description, Kind, LogSource, Outcome, Phase, Request
+from runner.logs import LogFollower
+from runner.settings import OnCancel, Settings
+from runner.watch import next_poll_delay
+
+TAG_RUN = "smrun:run-id"
+TAG_JOB = "smrun:job"
+TAG_HASH = "smrun:request-hash"
+OUR_TAGS = (TAG_RUN, TAG_JOB, TAG_HASH)
+
+
+class JobError(Exception):
+    """A job could not be started or attached (the message says why)."""
+
+
+@dataclass
+class JobResult:
+    key: str
+    kind: str
+    name: str | None
+    outcome: Outcome
+    status: str | None = None
+    failure_reason: str | None = None
+    outputs: dict[str, Any] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+    arn: str | None = None
+    created: datetime | None = None
+    ended: datetime | None = None
+    attached: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome.ok
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.created and self.ended:
+            return (self.ended - self.created).total_seconds()
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "job": self.key,
+            "kind": self.kind,
+            "name": self.name,
+            "outcome": self.outcome.value,
+            "status": self.status,
+            "failure_reason": self.failure_reason,
+            "duration_seconds": self.duration_seconds,
+            "outputs": self.outputs,
+            "details": self.details,
+            "arn": self.arn,
+            "attached": self.attached,
+        }
+
+
+def request_hash(kind: Kind, request: Request) -> str:
+    """A digest of what was asked for, without the name and our own tags, so a
+    restarted run can tell its own resource from a different one of the same name."""
+    body = {k: v for k, v in request.items() if k != kind.name_field}
+    if "Tags" in body:
+        body["Tags"] = sorted(
+            (t for t in body["Tags"] if t.get("Key") not in OUR_TAGS),
+            key=lambda t: str(t.get("Key")),
+        )
+    canonical = json.dumps(body, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def with_our_tags(request: Request, run_id: str, key: str, digest: str) -> Request:
+    ours = {TAG_RUN: run_id, TAG_JOB: key, TAG_HASH: digest}
+    tags = [t for t in request.get("Tags", []) if t.get("Key") not in ours]
+    tags += [{"Key": k, "Value": v} for k, v in ours.items()]
+    return {**request, "Tags": tags}
+
+
+def is_not_found(error: ClientError) -> bool:
+    code = error_code(error)
+    message = str(error.response.get("Error", {}).get("Message", "")).lower()
+    if code in {"ResourceNotFound", "ResourceNotFoundException"}:
+        return True
+    # SageMaker answers Describe* of a missing resource with a ValidationException
+    return code == "ValidationException" and (
+        "not found" in message or "could not find" in message or "does not exist" in message
+    )
+
+
+def is_already_exists(error: ClientError) -> bool:
+    code = error_code(error)
+    message = str(error.response.get("Error", {}).get("Message", "")).lower()
+    return code in {"ResourceInUse", "ResourceInUseException"} or "already exist" in message
+
+
+@dataclass
+class JobContext:
+    """What a kind's hooks may use."""
+
+    aws: Aws
+    key: str
+    name: str
+    kind: Kind
+    settings: Settings
+    publish: Callable[[Event], None]
+
+    async def call(self, service: str, operation: str, **params: Any) -> dict[str, Any]:
+        return await self.aws.call(service, operation, **params)
+
+    def notice(self, level: str, message: str, **fields: Any) -> None:
+        self.publish(Notice(self.key, level, message, fields, time=time.time()))
+
+
+class Job:
+    """Handle on one job of a run: ``await job.wait()``, ``await job.stop()``,
+    ``async for event in job.events()``, ``async for line in job.logs()``."""
+
+    def __init__(
+        self,
+        *,
+        aws: Aws,
+        bus: Bus,
+        kind: Kind,
+        key: str,
+        request: Request,
+        run_id: str,
+        settings: Settings,
+        timeout: float | None = None,
+        tokens: dict[str, str] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.key = key
+        self.kind = kind
+        self.run_id = run_id
+        self.timeout = timeout
+        self._aws = aws
+        self._bus = bus
+        self._settings = settings
+        self._clock = clock
+        self._request = request
+        self.name: str = str(request[kind.name_field])
+        self.created_by_us = False
+        self.result: JobResult | None = None
+        self.tokens: dict[str, str] = dict(tokens or {})
+        self._done = anyio.Event()
+        self._wake = anyio.Event()
+        self._stop_asked = False  # Job.stop() or cancellation
+        self._stop_sent = False
+        self._timed_out = False
+        self._events = bus.subscribe(lambda e: e.job == key)
+        self._context = JobContext(aws, key, self.name, kind, settings, self.publish)
+
+    # --- the handle -------------------------------------------------------
+
+    async def wait(self) -> JobResult:
+        await self._done.wait()
+        assert self.result is not None
+        return self.result
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    async def stop(self) -> None:
+        """Ask SageMaker to stop the job; the job then ends as STOPPED_BY_US."""
+        self._stop_asked = True
+        self._wake.set()
+
+    async def events(self) -> AsyncIterator[Event]:
+        """Every event of this job from its start, ending after ``Finished``."""
+        async for event in self._events:
+            yield event
+            if isinstance(event, Finished):
+                return
+
+    async def logs(self) -> AsyncIterator[LogLine]:
+        async for event in self.events():
+            if isinstance(event, LogLine):
+                yield event
+
+    def publish(self, event: Event) -> None:
+        self._bus.publish(event)
+
+    # --- the lifecycle ----------------------------------------------------
+
+    async def drive(self) -> JobResult:
+        """Run the lifecycle to its end; the engine calls this once, in its task group."""
+        try:
+            result = await self._run()
+        except anyio.get_cancelled_exc_class():
+            with anyio.CancelScope(shield=True):
+                result = await self._after_cancel()
+                self._finish(result)
+            raise
+        except JobError as error:
+            result = self._result(None, Outcome.FAILED, reason=str(error))
+        except ClientError as error:
+            result = self._result(None, Outcome.FAILED, reason=f"{error_code(error)}: {error}")
+        self._finish(result)
+        return result
+
+    def _finish(self, result: JobResult) -> None:
+        if self._done.is_set():
+            return
+        self.result = result
+        self.publish(Finished(self.key, result, time=self._clock()))
+        self._done.set()
+
+    async def _run(self) -> JobResult:
+        description = await self._attach_or_create()
+        terminal = anyio.Event()
+        follower = self._follower(self.kind.default_log_sources(self.name))
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(follower.run, terminal)
+            description = await self._watch(description, follower)
+            terminal.set()
+        return self._final_result(description)
+
+    def _follower(self, sources: list[LogSource]) -> LogFollower:
+        s = self._settings
+        return LogFollower(
+            call=self._aws.call,
+            job=self.key,
+            sources=sources,
+            publish=self.publish,
+            poll_interval=s.log_poll,
+            idle_max=s.log_idle_max,
+            discover_interval=s.log_discover,
+            drain_grace=s.drain_grace,
+            tokens=self.tokens,
+            on_token=self._save_token,
+        )
+
+    def _save_token(self, stream: str, token: str) -> None:
+        self.tokens[stream] = token
+
+    async def _describe(self) -> Description | None:
+        try:
+            return await self._aws.call(
+                "sagemaker", self.kind.describe, **{self.kind.name_field: self.name}
+            )
+        except ClientError as error:
+            if is_not_found(error):
+                return None
+            raise
+
+    async def _attach_or_create(self) -> Description:
+        digest = request_hash(self.kind, self._request)
+        existing = await self._describe()
+        attached = existing is not None
+        if existing is None:
+            request = with_our_tags(self._request, self.run_id, self.key, digest)
+            try:
+                if self.kind.create_hook is not None:
+                    await self.kind.create_hook(self._context, request)
+                else:
+                    await self._aws.call("sagemaker", self.kind.create, **request)
+                self.created_by_us = True
+            except ClientError as error:
+                if not is_already_exists(error):
+                    raise
+                attached = True  # a race, or a retried create that had gone through
+            existing = await self._describe()
+            if existing is None:
+                raise JobError(f"{self.kind.describe} cannot find {self.name} after creating it")
+        if attached:
+            await self._check_ours(existing, digest)
+        self.publish(
+            Submitted(self.key, self.kind.name, self.name, attached, time=self._clock())
+        )
+        return existing
+
+    async def _check_ours(self, description: Description, digest: str) -> None:
+        """Attach only to the resource this run and job created with this request."""
+        arn = next((v for k, v in description.items() if k.endswith("Arn") and
+                    isinstance(v, str) and ":sagemaker:" in v and self.name.lower() in v.lower()),
+                   None)
+        if arn is None:
+            return
+        tags = await self._list_tags(arn)
+        if tags.get(TAG_RUN) != self.run_id or tags.get(TAG_JOB) != self.key:
+            raise JobError(
+                f"{self.name} already exists and was not created by run {self.run_id!r} "
+                f"for job {self.key!r}; choose another name"
+            )
+        if tags.get(TAG_HASH) != digest:
+            raise JobError(
+                f"{self.name} exists for this run and job but with a different request "
+                f"(hash {tags.get(TAG_HASH)} != {digest}); refusing to attach to it"
+            )
+
+    async def _list_tags(self, arn: str) -> dict[str, str]:
+        tags: dict[str, str] = {}
+        params: dict[str, Any] = {"ResourceArn": arn}
+        while True:
+            page = await self._aws.call("sagemaker", "ListTags", **params)
+            tags.update({t["Key"]: t["Value"] for t in page.get("Tags", [])})
+            if not page.get("NextToken"):
+                return tags
+            params["NextToken"] = page["NextToken"]
+
+    def _deadline(self, description: Description) -> float | None:
+        if self.timeout is None:
+            return None
+        created = description.get("CreationTime")
+        start = created.timestamp() if isinstance(created, datetime) else self._clock()
+        return start + self.timeout
+
+    async def _watch(self, description: Description, follower: LogFollower) -> Description:
+        kind, s = self.kind, self._settings
+        last: tuple[str, str | None] | None = None
+        changed_at = self._clock()
+        deadline = self._deadline(description)
+        while True:
+            status = str(description.get(kind.status_field, ""))
+            secondary = (
+                description.get(kind.secondary_status_field)
+                if kind.secondary_status_field
+                else None
+            )
+            if (status, secondary) != last:
+                last = (status, secondary)
+                changed_at = self._clock()
+                self.publish(
+                    StatusChanged(
+                        self.key, status, secondary, _status_message(description),
+                        time=changed_at,
+                    )
+                )
+            if kind.phase(description) is not Phase.RUNNING:
+                return description
+            if kind.log_sources is not None:
+                follower.set_sources(await kind.log_sources(self._context, description))
+            if deadline is not None and self._clock() >= deadline and not self._stop_sent:
+                self._timed_out = True
+                self._stop_asked = True
+            if self._stop_asked and not self._stop_sent:
+                await self._send_stop()
+            delay = next_poll_delay(self._clock() - changed_at, s.poll_min, s.poll_max)
+            if deadline is not None and not self._stop_sent:
+                delay = max(0.0, min(delay, deadline - self._clock()))
+            with anyio.move_on_after(delay):
+                await self._wake.wait()
+            self._wake = anyio.Event()
+            fresh = await self._describe()
+            if fresh is None:
+                raise JobError(f"{self.name} disappeared (its describe says not found)")
+            description = fresh
+
+    async def _send_stop(self) -> None:
+        self._stop_sent = True
+        if self.kind.stop is None:
+            return
+        try:
+            await self._aws.call("sagemaker", self.kind.stop, **{self.kind.name_field: self.name})
+        except ClientError as error:
+            # already terminal: the next describe tells the outcome
+            if error_code(error) != "ValidationException":
+                raise
+
+    async def _after_cancel(self) -> JobResult:
+        """Shielded cleanup after cancellation: stop (or detach), wait, drain logs."""
+        description = await self._describe_quietly()
+        if description is None:
+            return self._result(None, Outcome.NOT_STARTED, reason="cancelled before creation")
+        if self.kind.phase(description) is not Phase.RUNNING:
+            await self._drain(description)
+            return self._final_result(description)
+        if self._settings.on_cancel is OnCancel.DETACH or self.kind.stop is None:
+            await self._drain(description, terminal=False)
+            reason = "left running on cancellation"
+            if self.kind.stop is None:
+                reason = f"{self.kind.name} {self.name} cannot be stopped; left as it is"
+            return self._result(description, Outcome.DETACHED, reason=reason)
+        self._stop_asked = True
+        with anyio.move_on_after(self._settings.stop_grace):
+            await self._send_stop()
+            while self.kind.phase(description) is Phase.RUNNING:
+                await anyio.sleep(self._settings.poll_min)
+                description = await self._describe_quietly() or description
+        await self._drain(description)
+        if self.kind.phase(description) is Phase.RUNNING:
+            return self._result(
+                description,
+                Outcome.UNKNOWN,
+                reason=f"asked to stop; still {description.get(self.kind.status_field)} "
+                f"after {self._settings.stop_grace:.0f}s",
+            )
+        return self._final_result(description)
+
+    async def _describe_quietly(self) -> Description | None:
+        try:
+            with anyio.fail_after(self._settings.stop_grace):
+                return await self._describe()
+        except (ClientError, TimeoutError):
+            return None
+
+    async def _drain(self, description: Description, *, terminal: bool = True) -> None:
+        sources = self.kind.default_log_sources(self.name)
+        if self.kind.log_sources is not None:
+            try:
+                sources = await self.kind.log_sources(self._context, description)
+            except ClientError:
+                pass
+        follower = self._follower(sources)
+        done = anyio.Event()
+        done.set()
+        with anyio.move_on_after(self._settings.drain_grace * 4 + 5):
+            await follower.run(done)
+
+    # --- results ----------------------------------------------------------
+
+    def _final_result(self, description: Description) -> JobResult:
+        phase = self.kind.phase(description)
+        reason = description.get(self.kind.failure_reason_field)
+        if phase is Phase.SUCCEEDED:
+            return self._result(description, Outcome.SUCCEEDED)
+        if phase is Phase.STOPPED:
+            if self._timed_out:
+                return self._result(
+                    description, Outcome.FAILED,
+                    reason=f"timed out: still running {self.timeout:.0f}s after creation",
+                )
+            if self._stop_sent:
+                return self._result(description, Outcome.STOPPED_BY_US, reason=reason)
+            secondary = (
+                description.get(self.kind.secondary_status_field)
+                if self.kind.secondary_status_field else None
+            )
+            why = reason or (f"stopped ({secondary})" if secondary else "stopped outside this run")
+            return self._result(description, Outcome.FAILED, reason=why)
+        return self._result(description, Outcome.FAILED, reason=reason or "failed")
+
+    def _result(
+        self, description: Description | None, outcome: Outcome, *, reason: str | None = None
+    ) -> JobResult:
+        d = description or {}
+        created = d.get("CreationTime")
+        ended = _end_time(d)
+        return JobResult(
+            key=self.key,
+            kind=self.kind.name,
+            name=self.name,
+            outcome=outcome,
+            status=d.get(self.kind.status_field),
+            failure_reason=reason,
+            outputs=self.kind.outputs(d) if d else {},
+            details=self.kind.details(d) if d else {},
+            arn=next((v for k, v in d.items() if k.endswith("Arn") and isinstance(v, str)
+                      and self.name.lower() in v.lower()), None),
+            created=created if isinstance(created, datetime) else None,
+            ended=ended,
+            attached=not self.created_by_us and description is not None,
+        )
+
+
+def _status_message(description: Description) -> str | None:
+    transitions = description.get("SecondaryStatusTransitions") or []
+    if transitions:
+        message = transitions[-1].get("StatusMessage")
+        return str(message) if message else None
+    return None
+
+
+def _end_time(d: Description) -> datetime | None:
+    for key in ("TrainingEndTime", "ProcessingEndTime", "TransformEndTime", "EndTime",
+                "LastModifiedTime"):
+        value = d.get(key)
+        if isinstance(value, datetime):
+            return value
+    return None

@@ -1,0 +1,409 @@
+"""Follow every CloudWatch Logs stream of one job, completely and in order.
+
+The rules come from the "CloudWatch Logs layout" section of the SageMaker
+reference, each one a way earlier tools lost lines:
+
+- streams are found by ``{job}/`` prefixes (with the slash, or ``job-1`` would
+  read ``job-10``), paginated, and rediscovered while the job runs, because a
+  stream appears only when its container first writes;
+- each stream is read with GetLogEvents from the head, forwarding
+  ``nextForwardToken``; an empty page does not mean the end, only a returned
+  token equal to the one sent does;
+- after the job's terminal status, reading goes on until every stream is at its
+  end and a grace period has passed, then streams are discovered once more and
+  new ones drained too.
+
+Within one read round the events of all streams are merged by timestamp, so the
+interleaving a person sees is close to what happened; order within a stream is
+never changed. Idle streams are read less often than busy ones, because
+GetLogEvents is budgeted per account.
+
+The decisions are the plain functions at the top; :class:`LogFollower` is the
+I/O around them.
+"""
+
+from __future__ import annotations
+
+import heapq
+import re
+import time
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import anyio
+
+from runner.events import LogLine
+from runner.kind import LogSource
+
+NOT_FOUND = "ResourceNotFoundException"
+THROTTLED = frozenset(
+    {"ThrottlingException", "Throttling", "RequestLimitExceeded", "TooManyRequestsException"}
+)
+# DescribeLogStreams rejects a larger limit
+DESCRIBE_PAGE = 50
+
+# a stream name's instance part ends in "-{epoch seconds}" (training, processing, transform)
+_EPOCH_SUFFIX = re.compile(r"-\d{9,}$")
+
+K = TypeVar("K", bound=Hashable)
+LogEvent = Mapping[str, Any]
+
+
+# ``await call("logs", "GetLogEvents", logGroupName=..., ...)``: one AWS call,
+# through the process's budgets and retries; errors carry botocore's
+# ``response["Error"]["Code"]``
+LogsCall = Callable[..., Awaitable[Any]]
+
+
+# ---------------------------------------------------------------- decisions
+
+
+def instance_label(stream: str, prefix: str, label: str = "") -> str:
+    """What a person sees in front of a line: the stream's instance, without
+    the job prefix and the epoch (``job/algo-1-1700000000`` → ``algo-1``;
+    ``job/i-0ab-1700000000/data-log`` → ``i-0ab/data-log``), after the source's
+    label if it has one."""
+    rest = stream[len(prefix) :] if stream.startswith(prefix) else stream
+    head, slash, tail = rest.partition("/")
+    short = _EPOCH_SUFFIX.sub("", head) or head
+    instance = f"{short}{slash}{tail}" if short or tail else stream
+    return f"{label}:{instance}" if label else instance
+
+
+def stream_at_end(sent: str | None, returned: str | None) -> bool:
+    """A stream is at its (current) end only when GetLogEvents gives back the
+    token it was sent; an empty page alone proves nothing."""
+    return sent is not None and returned == sent
+
+
+def keep_reading(sent: str | None, returned: str | None, pages: int, max_pages: int) -> bool:
+    """Whether to read the next page of a stream within the same round: yes
+    while the token moves, up to ``max_pages`` so a busy stream can't starve
+    the others (it will be read again next round)."""
+    return returned is not None and not stream_at_end(sent, returned) and pages < max_pages
+
+
+def next_read_delay(idle_rounds: int, poll_interval: float, idle_max: float) -> float:
+    """How long after a read a stream is due again: a stream that gave lines
+    is read every round; one that stayed idle backs off exponentially, up to
+    ``idle_max``."""
+    if idle_rounds <= 0:
+        return 0.0
+    return min(idle_max, poll_interval * 2.0 ** (idle_rounds - 1))
+
+
+def merge_round(events_by_stream: Mapping[K, Sequence[LogEvent]]) -> list[tuple[K, LogEvent]]:
+    """The events of one round from all streams, merged by timestamp. Stable:
+    each stream's own order is kept even if its timestamps go backwards, and
+    equal timestamps keep the streams' order in the mapping."""
+    tagged = (
+        ((event["timestamp"], rank, key, event) for event in events)
+        for rank, (key, events) in enumerate(events_by_stream.items())
+    )
+    merged = heapq.merge(*tagged, key=lambda item: item[0])
+    return [(key, event) for _, _, key, event in merged]
+
+
+def drain_finished(all_at_end: bool, since_terminal: float, grace: float) -> bool:
+    """Late events keep arriving after a job's terminal status: the drain may
+    stop only when every stream is at its end and the grace period is over."""
+    return all_at_end and since_terminal >= grace
+
+
+def error_code(exc: BaseException) -> str | None:
+    """The AWS error code of a failed call (botocore's ClientError shape)."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, Mapping):
+        error = response.get("Error")
+        if isinstance(error, Mapping):
+            code = error.get("Code")
+            return str(code) if code is not None else None
+    return None
+
+
+# ---------------------------------------------------------------- the follower
+
+
+@dataclass
+class FollowerStats:
+    calls: int = 0  # AWS calls made (both operations)
+    pages: int = 0  # GetLogEvents responses
+    events: int = 0  # lines published
+    streams: int = 0  # streams known
+    discoveries: int = 0  # DescribeLogStreams passes over all sources
+    rounds: int = 0
+    not_found: int = 0  # ResourceNotFoundException: group or stream not written yet
+    throttled: int = 0  # throttling that escaped the caller's retries; retried next round
+
+
+@dataclass
+class _Stream:
+    group: str
+    name: str
+    instance: str
+    token: str | None
+    order: int  # discovery order: ties in a merge go to the stream found first
+    idle_rounds: int = 0
+    due: float = 0.0
+    at_end: bool = False
+
+
+@dataclass
+class _Read:
+    """One round's reading of one stream, applied only once its lines are published."""
+
+    stream: _Stream
+    events: list[LogEvent] = field(default_factory=list)
+    token: str | None = None
+    at_end: bool = False
+    pages: int = 0
+    failed: bool = False  # throttled: nothing learned, try again next round
+
+
+class LogFollower:
+    """Follows every CloudWatch stream of one job and publishes its lines."""
+
+    def __init__(
+        self,
+        *,
+        call: LogsCall,
+        job: str,
+        sources: Sequence[LogSource],
+        publish: Callable[[LogLine], None],
+        poll_interval: float = 2.0,
+        idle_max: float = 10.0,
+        discover_interval: float = 5.0,
+        drain_grace: float = 5.0,
+        tokens: Mapping[str, str] | None = None,
+        on_token: Callable[[str, str], None] | None = None,
+        max_pages_per_round: int = 5,
+        max_concurrent_reads: int = 8,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+    ) -> None:
+        self._call = call
+        self.job = job
+        self._publish = publish
+        self.poll_interval = poll_interval
+        self.idle_max = idle_max
+        self.discover_interval = discover_interval
+        self.drain_grace = drain_grace
+        self._saved_tokens = dict(tokens or {})
+        self._on_token = on_token
+        self.max_pages_per_round = max_pages_per_round
+        self.max_concurrent_reads = max_concurrent_reads
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._sleep = sleep
+        self._sources: list[LogSource] = []
+        self._streams: dict[tuple[str, str], _Stream] = {}
+        self._discover_now = True
+        self.stats = FollowerStats()
+        self.set_sources(sources)
+
+    def set_sources(self, sources: Sequence[LogSource]) -> None:
+        """Replace the sources (they grow while a tuning job starts children);
+        new ones are discovered at the next round."""
+        for source in sources:
+            if not source.prefix.endswith("/"):
+                raise ValueError(
+                    f"log prefix {source.prefix!r} must end with '/': "
+                    "without it job-1 would also follow job-10"
+                )
+        self._sources = list(dict.fromkeys(sources))
+        self._discover_now = True
+
+    def positions(self) -> dict[str, str]:
+        """Each stream's forward token as of the last published round."""
+        return {s.name: s.token for s in self._streams.values() if s.token is not None}
+
+    async def run(self, terminal: anyio.Event) -> None:
+        """Follow until ``terminal`` is set, then drain and return."""
+        next_discovery = self._clock()
+        while not terminal.is_set():
+            now = self._clock()
+            if self._discover_now or now >= next_discovery:
+                await self._discover()
+                next_discovery = now + self.discover_interval
+            await self._round(drain=False)
+            await self._pause(self.poll_interval, terminal)
+        await self.drain(since=self._clock())
+
+    async def drain(self, since: float) -> None:
+        """Read until every stream is at its end and ``drain_grace`` has passed
+        since ``since`` (the terminal status), then discover once more and
+        drain whatever appeared; return when a discovery finds nothing new."""
+        await self._discover()
+        while True:
+            backlog = await self._round(drain=True)
+            all_at_end = all(s.at_end for s in self._streams.values())
+            if drain_finished(all_at_end, self._clock() - since, self.drain_grace):
+                known = len(self._streams)
+                await self._discover()
+                if len(self._streams) == known:
+                    return
+                continue
+            if not backlog:
+                await self._sleep(self.poll_interval)
+
+    async def _pause(self, seconds: float, terminal: anyio.Event) -> None:
+        # the terminal status cuts the wait short so the drain starts at once
+        async with anyio.create_task_group() as tg:
+
+            async def wake_on_terminal() -> None:
+                await terminal.wait()
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(wake_on_terminal)
+            await self._sleep(seconds)
+            tg.cancel_scope.cancel()
+
+    # ------------------------------------------------------------ discovery
+
+    async def _discover(self) -> None:
+        self._discover_now = False
+        self.stats.discoveries += 1
+        for source in list(self._sources):
+            for name in await self._list_streams(source):
+                key = (source.group, name)
+                if key not in self._streams:
+                    self._streams[key] = _Stream(
+                        group=source.group,
+                        name=name,
+                        instance=instance_label(name, source.prefix, source.label),
+                        token=self._saved_tokens.get(name),
+                        order=len(self._streams),
+                    )
+        self.stats.streams = len(self._streams)
+
+    async def _list_streams(self, source: LogSource) -> list[str]:
+        names: list[str] = []
+        token: str | None = None
+        seen: set[str] = set()
+        while True:
+            params: dict[str, Any] = {
+                "logGroupName": source.group,
+                "logStreamNamePrefix": source.prefix,
+                "limit": DESCRIBE_PAGE,
+            }
+            if token is not None:
+                params["nextToken"] = token
+            self.stats.calls += 1
+            try:
+                response = await self._call("logs", "DescribeLogStreams", **params)
+            except Exception as exc:
+                code = error_code(exc)
+                if code == NOT_FOUND:
+                    # the group is created when the first container writes
+                    self.stats.not_found += 1
+                    return names
+                if code in THROTTLED:
+                    self.stats.throttled += 1
+                    self._discover_now = True
+                    return names
+                raise
+            names.extend(
+                s["logStreamName"]
+                for s in response.get("logStreams", [])
+                if s["logStreamName"].startswith(source.prefix)
+            )
+            token = response.get("nextToken")
+            # a repeated token would loop forever on a misbehaving backend
+            if not token or token in seen:
+                return names
+            seen.add(token)
+
+    # ------------------------------------------------------------ reading
+
+    async def _round(self, *, drain: bool) -> bool:
+        """Read the streams that are due (all of them in a drain) and publish
+        their lines; True if a stream has more than one round could read."""
+        started = self._clock()
+        self.stats.rounds += 1
+        due = [s for s in self._streams.values() if drain or s.due <= started]
+        if not due:
+            return False
+        reads = [_Read(stream) for stream in due]
+        limiter = anyio.CapacityLimiter(self.max_concurrent_reads)
+        async with anyio.create_task_group() as tg:
+            for read in reads:
+                tg.start_soon(self._read_stream, read, limiter)
+        self._publish_round(reads, started)
+        return any(r.pages >= self.max_pages_per_round and not r.at_end for r in reads)
+
+    async def _read_stream(self, read: _Read, limiter: anyio.CapacityLimiter) -> None:
+        stream = read.stream
+        sent = stream.token
+        read.token = sent
+        async with limiter:
+            while True:
+                params: dict[str, Any] = {
+                    "logGroupName": stream.group,
+                    "logStreamName": stream.name,
+                    "startFromHead": True,
+                }
+                if sent is not None:
+                    params["nextToken"] = sent
+                self.stats.calls += 1
+                try:
+                    response = await self._call("logs", "GetLogEvents", **params)
+                except Exception as exc:
+                    code = error_code(exc)
+                    if code == NOT_FOUND:
+                        # deleted, or listed before it could be read: nothing to
+                        # drain from it now, look again later
+                        self.stats.not_found += 1
+                        read.at_end = True
+                        return
+                    if code in THROTTLED:
+                        self.stats.throttled += 1
+                        read.failed = not read.pages
+                        return
+                    raise
+                read.pages += 1
+                read.events.extend(response.get("events", []))
+                returned = response.get("nextForwardToken")
+                if returned is None or stream_at_end(sent, returned):
+                    read.at_end = True
+                    return
+                read.token = returned
+                if not keep_reading(sent, returned, read.pages, self.max_pages_per_round):
+                    return
+                sent = returned
+
+    def _publish_round(self, reads: list[_Read], started: float) -> None:
+        self.stats.pages += sum(r.pages for r in reads)
+        by_stream = {r.stream.order: r.events for r in reads if r.events}
+        streams = {r.stream.order: r.stream for r in reads}
+        now = self._wall_clock()
+        for order, event in merge_round(by_stream):
+            stream = streams[order]
+            self._publish(
+                LogLine(
+                    job=self.job,
+                    stream=stream.name,
+                    instance=stream.instance,
+                    timestamp=int(event["timestamp"]),
+                    message=str(event.get("message", "")),
+                    time=now,
+                )
+            )
+            self.stats.events += 1
+        # positions move only after their lines are out, so a journal that
+        # saves them never skips a line after a restart
+        for read in reads:
+            stream = read.stream
+            if read.failed:
+                stream.due = started
+                continue
+            stream.at_end = read.at_end
+            stream.idle_rounds = 0 if read.events else stream.idle_rounds + 1
+            stream.due = started + next_read_delay(
+                stream.idle_rounds, self.poll_interval, self.idle_max
+            )
+            if read.token is not None and read.token != stream.token:
+                stream.token = read.token
+                if self._on_token is not None:
+                    self._on_token(stream.name, read.token)

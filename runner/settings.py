@@ -1,0 +1,40 @@
+"""Tunable timings of a run, in one place. Tests shrink them; production keeps the defaults."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class OnCancel(str, enum.Enum):
+    STOP = "stop"  # stop every non-terminal job this run created
+    DETACH = "detach"  # leave them running; a later run with the same id reattaches
+    DELETE_ENDPOINTS = "delete-endpoints"  # stop jobs, and delete endpoints being created
+
+
+@dataclass(frozen=True)
+class Settings:
+    poll_min: float = 5.0  # first describe delay after a change
+    poll_max: float = 60.0  # describe delay of a job that has been quiet for a while
+    log_poll: float = 2.0  # between log read rounds
+    log_idle_max: float = 10.0  # an idle stream is read at most this rarely
+    log_discover: float = 5.0  # between DescribeLogStreams rounds
+    drain_grace: float = 5.0  # keep draining logs this long after the terminal status
+    stop_grace: float = 120.0  # after cancellation, wait this long for Stopped
+    unknown_after: float = 900.0  # report Unknown when no describe succeeds for this long
+    on_cancel: OnCancel = OnCancel.STOP
+
+    @classmethod
+    def fast(cls, **overrides: object) -> Settings:
+        """Timings for the local emulator and tests: everything sub-second."""
+        base = cls(
+            poll_min=0.1,
+            poll_max=0.5,
+            log_poll=0.1,
+            log_idle_max=0.5,
+            log_discover=0.2,
+            drain_grace=0.3,
+            stop_grace=10.0,
+            unknown_after=30.0,
+        )
+        return cls(**{**base.__dict__, **overrides})
