@@ -39,6 +39,7 @@ DEFAULT_RATES: Mapping[str, float] = MappingProxyType(
 DEFAULT_BURSTS: Mapping[str, float] = MappingProxyType({"sagemaker.create": 5.0})
 # any family not listed above (another service, an operation we don't know)
 OTHER_RATE = 50.0
+_EPSILON = 1e-9
 
 _LOGS_FAMILIES: Mapping[str, str] = MappingProxyType(
     {
@@ -75,7 +76,9 @@ def refill(tokens: float, rate: float, elapsed: float, burst: float) -> float:
 
 def wait_time(tokens: float, rate: float) -> float:
     """Seconds until the bucket holds one whole token."""
-    if tokens >= 1.0 or math.isinf(rate):
+    # rounding can leave a bucket a hair short of a token after waiting for
+    # exactly that token; a wait below the clock's resolution would never end
+    if tokens >= 1.0 - _EPSILON or math.isinf(rate):
         return 0.0
     return (1.0 - tokens) / rate
 

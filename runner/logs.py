@@ -97,12 +97,10 @@ def merge_round(events_by_stream: Mapping[K, Sequence[LogEvent]]) -> list[tuple[
     """The events of one round from all streams, merged by timestamp. Stable:
     each stream's own order is kept even if its timestamps go backwards, and
     equal timestamps keep the streams' order in the mapping."""
-    tagged = (
-        ((event["timestamp"], rank, key, event) for event in events)
-        for rank, (key, events) in enumerate(events_by_stream.items())
-    )
-    merged = heapq.merge(*tagged, key=lambda item: item[0])
-    return [(key, event) for _, _, key, event in merged]
+    tagged = [[(key, event) for event in events] for key, events in events_by_stream.items()]
+    # heapq.merge takes equal keys from the earlier input first, and never
+    # reorders an input: both properties the docstring promises
+    return list(heapq.merge(*tagged, key=lambda item: item[1]["timestamp"]))
 
 
 def drain_finished(all_at_end: bool, since_terminal: float, grace: float) -> bool:

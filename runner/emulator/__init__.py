@@ -1,0 +1,14 @@
+"""A local SageMaker and CloudWatch Logs, in the AWS wire protocol.
+
+``async with Emulator() as emu:`` then point aiobotocore clients at
+``emu.url``. Behaviour of jobs is set by ``smrun:emulator:*`` tags on the
+create request (see :mod:`runner.emulator.training`); faults by
+:class:`FaultConfig`; time by the ``clock`` argument.
+"""
+
+from runner.emulator.logs import LogStore
+from runner.emulator.protocol import ApiError
+from runner.emulator.resources import FakeClock
+from runner.emulator.server import Emulator, FaultConfig, serve
+
+__all__ = ["ApiError", "Emulator", "FakeClock", "FaultConfig", "LogStore", "serve"]

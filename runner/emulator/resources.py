@@ -1,0 +1,283 @@
+"""What every emulated SageMaker resource kind shares.
+
+A kind lives in its own module, ``runner/emulator/<kind>.py``, that defines
+``install_kind(sagemaker: SageMaker) -> None`` and registers its operations
+there. :func:`install_kinds` finds such modules by that function, so adding a
+kind touches no other file.
+
+Time is lazy: nothing runs in the background. Before every request the server
+calls :meth:`Scheduler.advance` with the clock's now, which runs, in order,
+every action that fell due (a job's log line reaching CloudWatch, ...). A
+resource's status is a function of its timeline and that same now. So what the
+emulator answers is a deterministic function of the clock, and a test with a
+:class:`FakeClock` decides exactly when things happen.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import importlib
+import inspect
+import itertools
+import json
+import pkgutil
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any, TypeVar
+
+from runner.emulator.logs import LogStore
+from runner.emulator.protocol import ApiError, Params, ServiceProtocol
+
+Result = dict[str, Any]
+Handler = Callable[[Params], "Result | Awaitable[Result]"]
+
+BEHAVIOUR_TAG_PREFIX = "smrun:emulator:"
+NOT_FOUND = "Requested resource not found."
+
+T = TypeVar("T")
+
+
+class FakeClock:
+    """A clock that moves only when told to; pass it as ``clock=``."""
+
+    def __init__(self, start: float = 1_700_000_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> float:
+        self.now += seconds
+        return self.now
+
+    def set(self, now: float) -> None:
+        self.now = now
+
+
+class Scheduler:
+    """Actions due at given times, run when the world is advanced past them."""
+
+    def __init__(self) -> None:
+        self.now = float("-inf")
+        self._queue: list[tuple[float, int, Callable[[], None]]] = []
+        self._seq = itertools.count()
+
+    def at(self, when: float, action: Callable[[], None]) -> None:
+        heapq.heappush(self._queue, (when, next(self._seq), action))
+
+    def advance(self, now: float) -> float:
+        """Run every action due by ``now``, oldest first. Time never goes back."""
+        self.now = max(self.now, now)
+        while self._queue and self._queue[0][0] <= self.now:
+            _when, _seq, action = heapq.heappop(self._queue)
+            action()
+        return self.now
+
+    def pending(self) -> int:
+        return len(self._queue)
+
+
+class SageMaker:
+    """The SageMaker side of the emulator: operations, ARNs, tags, time.
+
+    Kind modules register handlers with :meth:`register`; a handler takes the
+    validated request parameters and returns the response members (a dict,
+    or an awaitable of one), raising :class:`ApiError` to fail.
+    """
+
+    def __init__(
+        self,
+        *,
+        region: str,
+        account: str,
+        clock: Callable[[], float],
+        logs: LogStore,
+        scheduler: Scheduler,
+    ) -> None:
+        self.region = region
+        self.account = account
+        self.clock = clock
+        self.logs = logs
+        self.scheduler = scheduler
+        self.protocol = ServiceProtocol.for_service("sagemaker")
+        self.operations: dict[str, Handler] = {}
+        self.tags: dict[str, list[dict[str, str]]] = {}  # by resource ARN
+        self.kinds: dict[str, object] = {}  # kind module name -> its state, for tests
+        self.register("AddTags", self._add_tags)
+        self.register("ListTags", self._list_tags)
+        self.register("DeleteTags", self._delete_tags)
+
+    @property
+    def now(self) -> float:
+        """The world's time: the clock as of the last advance."""
+        if self.scheduler.now == float("-inf"):
+            return self.scheduler.advance(self.clock())
+        return self.scheduler.now
+
+    def register(self, operation: str, handler: Handler) -> None:
+        if self.protocol.operation(operation) is None:
+            raise ValueError(f"SageMaker has no operation {operation}")
+        if operation in self.operations:
+            raise ValueError(f"{operation} is already registered")
+        self.operations[operation] = handler
+
+    def arn(self, resource_type: str, name: str) -> str:
+        # SageMaker names are case-insensitive; their ARNs are lower-cased.
+        return f"arn:aws:sagemaker:{self.region}:{self.account}:{resource_type}/{name.lower()}"
+
+    def add_resource(self, arn: str, tags: Iterable[dict[str, str]] | None) -> None:
+        self.tags[arn] = []
+        self._merge_tags(arn, tags or ())
+
+    def _merge_tags(self, arn: str, tags: Iterable[dict[str, str]]) -> None:
+        current = {t["Key"]: t for t in self.tags[arn]}
+        for tag in tags:
+            current[tag["Key"]] = {"Key": tag["Key"], "Value": tag.get("Value", "")}
+        if len(current) > 50:
+            raise ApiError("ValidationException", f"Resource {arn} would have more than 50 tags.")
+        self.tags[arn] = list(current.values())
+
+    def _tagged(self, arn: str) -> str:
+        if arn not in self.tags:
+            raise ApiError("ValidationException", NOT_FOUND)
+        return arn
+
+    def _add_tags(self, params: Params) -> Result:
+        arn = self._tagged(params["ResourceArn"])
+        self._merge_tags(arn, params["Tags"])
+        return {"Tags": params["Tags"]}
+
+    def _list_tags(self, params: Params) -> Result:
+        arn = self._tagged(params["ResourceArn"])
+        page, token = paginate(
+            self.tags[arn],
+            key=lambda t: t["Key"],
+            max_results=params.get("MaxResults", 50),
+            next_token=params.get("NextToken"),
+        )
+        result: Result = {"Tags": page}
+        if token:
+            result["NextToken"] = token
+        return result
+
+    def _delete_tags(self, params: Params) -> Result:
+        arn = self._tagged(params["ResourceArn"])
+        drop = set(params["TagKeys"])
+        self.tags[arn] = [t for t in self.tags[arn] if t["Key"] not in drop]
+        return {}
+
+
+class TagReader:
+    """The ``smrun:emulator:*`` behaviour tags of one request."""
+
+    def __init__(self, tags: Iterable[dict[str, str]] | None) -> None:
+        self.values = {
+            t["Key"][len(BEHAVIOUR_TAG_PREFIX) :]: t.get("Value", "")
+            for t in tags or ()
+            if t["Key"].startswith(BEHAVIOUR_TAG_PREFIX)
+        }
+
+    def number(self, name: str, default: float, *, minimum: float = 0.0) -> float:
+        raw = self.values.get(name)
+        if raw is None:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            value = float("nan")
+        if not value >= minimum or value == float("inf"):
+            raise ApiError(
+                "ValidationException",
+                f"Tag {BEHAVIOUR_TAG_PREFIX}{name} must be a number >= {minimum}, got '{raw}'.",
+            )
+        return value
+
+    def integer(self, name: str, default: int, *, minimum: int = 0) -> int:
+        value = self.number(name, default, minimum=minimum)
+        if value != int(value):
+            raise ApiError(
+                "ValidationException",
+                f"Tag {BEHAVIOUR_TAG_PREFIX}{name} must be a whole number, got '{value}'.",
+            )
+        return int(value)
+
+    def choice(self, name: str, default: str, allowed: Sequence[str]) -> str:
+        value = self.values.get(name, default)
+        if value not in allowed:
+            raise ApiError(
+                "ValidationException",
+                f"Tag {BEHAVIOUR_TAG_PREFIX}{name} must be one of {', '.join(allowed)}, "
+                f"got '{value}'.",
+            )
+        return value
+
+    def text(self, name: str, default: str) -> str:
+        return self.values.get(name, default)
+
+
+def paginate(
+    items: Iterable[T],
+    *,
+    key: Callable[[T], Any],
+    max_results: int,
+    next_token: str | None,
+    descending: bool = False,
+) -> tuple[list[T], str | None]:
+    """One page of ``items`` sorted by ``key`` (which must be unique).
+
+    Tokens name the last item's key rather than an offset, so items created
+    between two pages shift nothing.
+    """
+    ordered = sorted(items, key=key, reverse=descending)
+    if next_token is not None:
+        after = read_page_token(next_token)
+        if descending:
+            ordered = [i for i in ordered if _json_key(key(i)) < after]
+        else:
+            ordered = [i for i in ordered if _json_key(key(i)) > after]
+    page = ordered[:max_results]
+    token = make_page_token(key(page[-1])) if len(ordered) > max_results else None
+    return page, token
+
+
+def _json_key(value: Any) -> Any:
+    # Compare in the form a token carries: JSON turns tuples into lists.
+    return list(value) if isinstance(value, tuple) else value
+
+
+def make_page_token(key: Any) -> str:
+    return json.dumps(key, separators=(",", ":")).encode().hex()
+
+
+def read_page_token(token: str) -> Any:
+    try:
+        return json.loads(bytes.fromhex(token))
+    except ValueError:
+        raise ApiError("ValidationException", "Invalid pagination token.") from None
+
+
+def stable_fraction(*parts: str) -> float:
+    """A number in [0, 1) that depends only on ``parts`` (not on the process)."""
+    digest = hashlib.sha256("\x00".join(parts).encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def install_kinds(sagemaker: SageMaker) -> list[str]:
+    """Install every sibling module that defines ``install_kind``."""
+    package = __name__.rpartition(".")[0]
+    installed: list[str] = []
+    for info in sorted(pkgutil.iter_modules(importlib.import_module(package).__path__)):
+        module = importlib.import_module(f"{package}.{info.name}")
+        install = getattr(module, "install_kind", None)
+        if callable(install):
+            install(sagemaker)
+            installed.append(info.name)
+    return installed
+
+
+async def call_handler(handler: Handler, params: Params) -> Result:
+    result = handler(params)
+    if inspect.isawaitable(result):
+        result = await result
+    assert isinstance(result, dict)
+    return result

@@ -1,0 +1,423 @@
+"""Training jobs: Create, Describe, List and Stop on the emulator's clock.
+
+A job follows a timeline fixed at creation: TrainingJobStatus InProgress then
+its outcome; SecondaryStatus Starting, Downloading, Training, Uploading,
+Completed over about 10%, 15%, 60% and 15% of its duration. Each instance
+writes numbered lines to its own stream ``{job}/algo-{n}-{epoch}`` in the
+group ``/aws/sagemaker/TrainingJobs``, created when its first line is due.
+Every line is unique (``[algo-2] line 7/20: epoch=5 train_loss=0.6224``) so a
+reader can check it saw each exactly once; the last line of each stream is
+stamped at the end time but reaches CloudWatch 0.5 s after the job turned
+terminal, as real logs can.
+
+Behaviour tags (in the request's ``Tags``; all optional):
+
+``smrun:emulator:duration``
+    seconds from creation to the terminal status (float, default 6).
+``smrun:emulator:outcome``
+    ``Completed`` (default), ``Failed``, or ``MaxRuntimeExceeded`` (status
+    Stopped, secondary status MaxRuntimeExceeded, FailureReason set). A job
+    whose StoppingCondition.MaxRuntimeInSeconds is shorter than its duration
+    ends MaxRuntimeExceeded at that limit anyway.
+``smrun:emulator:failure-reason``
+    FailureReason of a Failed job (default ``AlgorithmError: ...``).
+``smrun:emulator:log-lines``
+    lines per instance (default 20; 0 writes no logs at all).
+``smrun:emulator:stream-delay``
+    seconds after creation before the last instance's stream first appears
+    (its lines are held back until then; may exceed the duration).
+``smrun:emulator:stop-delay``
+    seconds from StopTrainingJob to Stopped (default 1).
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from runner.emulator.protocol import ApiError, Params
+from runner.emulator.resources import (
+    NOT_FOUND,
+    Result,
+    SageMaker,
+    TagReader,
+    paginate,
+    stable_fraction,
+)
+
+LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+DEFAULT_DURATION = 6.0
+DEFAULT_LOG_LINES = 20
+DEFAULT_STOP_DELAY = 1.0
+DEFAULT_FAILURE_REASON = (
+    'AlgorithmError: ExecuteUserScriptError: Command "/usr/local/bin/python3 train.py" '
+    "exited with code 1"
+)
+MAX_RUNTIME_REASON = (
+    "MaxRuntimeExceeded: Training job runtime exceeded MaxRuntimeInSeconds provided"
+)
+LATE_INGESTION = 0.5  # seconds the last line of a stream reaches CloudWatch after the end
+SPOT_SAVINGS = 0.3
+DEFAULT_MAX_RUNTIME = 86400
+OUTCOMES = ("Completed", "Failed", "MaxRuntimeExceeded")
+TERMINAL = frozenset({"Completed", "Failed", "Stopped"})
+
+# Where each phase starts, as a fraction of the duration.
+PHASES = (
+    (0.0, "Starting", "Preparing the instances for training"),
+    (0.10, "Downloading", "Downloading input data"),
+    (0.25, "Training", "Training image download completed. Training in progress."),
+    (0.85, "Uploading", "Uploading generated training model"),
+)
+
+
+@dataclass(frozen=True)
+class Transition:
+    status: str  # TrainingJobStatus from this point on
+    secondary: str
+    start: float
+    message: str
+
+
+@dataclass(frozen=True)
+class LogLine:
+    instance: int
+    timestamp: float  # when the container wrote it
+    ingested: float  # when CloudWatch has it
+    message: str
+
+
+class TrainingJob:
+    def __init__(self, sagemaker: SageMaker, params: Params, created: float) -> None:
+        tags = TagReader(params.get("Tags"))
+        self.name: str = params["TrainingJobName"]
+        self.arn = sagemaker.arn("training-job", self.name)
+        self.request = params
+        self.created = created
+        self.epoch = int(created)
+        self.duration = tags.number("duration", DEFAULT_DURATION, minimum=0.001)
+        self.outcome = tags.choice("outcome", "Completed", OUTCOMES)
+        self.failure_reason_text = tags.text("failure-reason", DEFAULT_FAILURE_REASON)
+        self.lines_per_instance = tags.integer("log-lines", DEFAULT_LOG_LINES, minimum=0)
+        self.stream_delay = tags.number("stream-delay", 0.0)
+        self.stop_delay = tags.number("stop-delay", DEFAULT_STOP_DELAY)
+        self.spot = bool(params.get("EnableManagedSpotTraining", False))
+        self.instance_count = instance_count(params.get("ResourceConfig", {}))
+        stopping = params.get("StoppingCondition") or {}
+        self.max_runtime = stopping.get("MaxRuntimeInSeconds", DEFAULT_MAX_RUNTIME)
+        if self.outcome == "Completed" and self.max_runtime < self.duration:
+            self.outcome = "MaxRuntimeExceeded"
+            self.end = created + self.max_runtime
+        else:
+            self.end = created + self.duration
+        self.timeline = self._plan()
+        self.stopped_at: float | None = None
+
+    def _plan(self) -> list[Transition]:
+        timeline = [
+            Transition("InProgress", secondary, self.created + fraction * self.duration, message)
+            for fraction, secondary, message in PHASES
+            if self.created + fraction * self.duration < self.end
+        ]
+        if self.outcome != "Completed":
+            timeline = [t for t in timeline if t.secondary != "Uploading"]
+        final = {
+            "Completed": Transition("Completed", "Completed", self.end, "Training job completed"),
+            "Failed": Transition(
+                "Failed", "Failed", self.end, f"Training job failed. {self.failure_reason_text}"
+            ),
+            "MaxRuntimeExceeded": Transition(
+                "Stopped",
+                "MaxRuntimeExceeded",
+                self.end,
+                "Job stopped because max runtime exceeded",
+            ),
+        }[self.outcome]
+        return [*timeline, final]
+
+    def log_lines(self) -> list[LogLine]:
+        total = self.lines_per_instance
+        if total >= 4:
+            middle = [0.25 + 0.60 * (k + 1) / (total - 3) for k in range(total - 4)]
+            fractions = [0.10, 0.25, *middle, 0.85, 1.0]
+        else:
+            fractions = [0.10 + 0.90 * (k + 1) / total for k in range(total)]
+        lines: list[LogLine] = []
+        for n in range(1, self.instance_count + 1):
+            for i, fraction in enumerate(fractions, start=1):
+                # Instances write a millisecond apart so a merge by timestamp is unambiguous.
+                at = self.created + fraction * self.duration + (n - 1) / 1000
+                if at > self.end + self.instance_count / 1000:
+                    break  # cut short by MaxRuntimeInSeconds
+                ingested = self.end + LATE_INGESTION if i == total else at
+                if n == self.instance_count and self.stream_delay:
+                    ingested = max(ingested, self.created + self.stream_delay)
+                text = self._line_text(n, i, total)
+                lines.append(LogLine(n, at, ingested, f"[algo-{n}] line {i}/{total}: {text}"))
+        return lines
+
+    def _line_text(self, instance: int, i: int, total: int) -> str:
+        if i == total:
+            return {
+                "Completed": "training complete",
+                "Failed": f"ERROR {self.failure_reason_text}",
+                "MaxRuntimeExceeded": "still training when MaxRuntimeInSeconds ran out",
+            }[self.outcome]
+        if i == 1:
+            return "downloading input data"
+        if i == 2 and total >= 4:
+            return "training started"
+        if i == total - 1 and total >= 4 and self.outcome == "Completed":
+            return "uploading model artifacts"
+        epoch = i - 2
+        loss = 0.9 * 0.93**epoch + 0.01 * instance
+        return f"epoch={epoch} train_loss={loss:.4f}"
+
+    def stream_name(self, instance: int) -> str:
+        return f"{self.name}/algo-{instance}-{self.epoch}"
+
+    # -- state at a time ---------------------------------------------------
+
+    def transitions_at(self, now: float) -> list[Transition]:
+        count = bisect.bisect_right([t.start for t in self.timeline], now)
+        return self.timeline[: max(count, 1)]
+
+    def current(self, now: float) -> Transition:
+        return self.transitions_at(now)[-1]
+
+    def stop(self, now: float) -> None:
+        state = self.current(now)
+        if state.status in TERMINAL:
+            raise ApiError(
+                "ValidationException",
+                f"The request was rejected because the training job is in status {state.status}.",
+            )
+        if state.status == "Stopping":
+            return
+        self.stopped_at = now
+        self.timeline = [
+            *self.transitions_at(now),
+            Transition("Stopping", "Stopping", now, "Stopping the training job"),
+            Transition("Stopped", "Stopped", now + self.stop_delay, "Training job stopped"),
+        ]
+
+    def keeps_line(self, line: LogLine) -> bool:
+        return self.stopped_at is None or line.timestamp <= self.stopped_at
+
+    def describe(self, now: float, echo: Callable[[Params], Result]) -> Result:
+        transitions = self.transitions_at(now)
+        state = transitions[-1]
+        result = echo(self.request)
+        result.setdefault("StoppingCondition", {"MaxRuntimeInSeconds": DEFAULT_MAX_RUNTIME})
+        for flag in (
+            "EnableNetworkIsolation",
+            "EnableInterContainerTrafficEncryption",
+            "EnableManagedSpotTraining",
+        ):
+            result.setdefault(flag, False)
+        output_path = self.request["OutputDataConfig"].get("S3OutputPath", "").rstrip("/")
+        result.update(
+            TrainingJobName=self.name,
+            TrainingJobArn=self.arn,
+            ModelArtifacts={"S3ModelArtifacts": f"{output_path}/{self.name}/output/model.tar.gz"},
+            TrainingJobStatus=state.status,
+            SecondaryStatus=state.secondary,
+            CreationTime=self.created,
+            LastModifiedTime=state.start,
+            SecondaryStatusTransitions=[
+                {
+                    "Status": t.secondary,
+                    "StartTime": t.start,
+                    # A terminal status has zero length, as SageMaker reports it.
+                    "EndTime": nxt.start if nxt is not None else t.start,
+                    "StatusMessage": t.message,
+                }
+                if nxt is not None or t.status in TERMINAL
+                else {"Status": t.secondary, "StartTime": t.start, "StatusMessage": t.message}
+                for t, nxt in zip(transitions, [*transitions[1:], None], strict=True)
+            ],
+        )
+        started = next((t.start for t in transitions if t.secondary == "Downloading"), None)
+        if started is not None:
+            result["TrainingStartTime"] = started
+        if state.secondary == "Failed":
+            result["FailureReason"] = self.failure_reason_text
+        elif state.secondary == "MaxRuntimeExceeded":
+            result["FailureReason"] = MAX_RUNTIME_REASON
+        if state.status in TERMINAL:
+            result["TrainingEndTime"] = state.start
+            trained = max(
+                1, round(state.start - (started if started is not None else self.created))
+            )
+            billable = max(1, round(trained * (1 - SPOT_SAVINGS))) if self.spot else trained
+            result["TrainingTimeInSeconds"] = trained
+            result["BillableTimeInSeconds"] = billable
+        if state.status == "Completed":
+            metrics = self.request.get("AlgorithmSpecification", {}).get("MetricDefinitions", [])
+            result["FinalMetricDataList"] = [
+                {
+                    "MetricName": m["Name"],
+                    "Value": round(stable_fraction(self.name, m["Name"]), 4),
+                    "Timestamp": state.start,
+                }
+                for m in metrics
+            ]
+        return result
+
+    def summary(self, now: float) -> Result:
+        state = self.current(now)
+        summary: Result = {
+            "TrainingJobName": self.name,
+            "TrainingJobArn": self.arn,
+            "CreationTime": self.created,
+            "LastModifiedTime": state.start,
+            "TrainingJobStatus": state.status,
+            "SecondaryStatus": state.secondary,
+        }
+        if state.status in TERMINAL:
+            summary["TrainingEndTime"] = state.start
+        return summary
+
+
+def instance_count(resource_config: Params) -> int:
+    groups = resource_config.get("InstanceGroups")
+    if groups:
+        return max(1, sum(int(g.get("InstanceCount", 1)) for g in groups))
+    return max(1, int(resource_config.get("InstanceCount", 1)))
+
+
+def _seconds(value: datetime | float) -> float:
+    return value.timestamp() if isinstance(value, datetime) else float(value)
+
+
+class TrainingJobs:
+    """The training-job operations and the jobs they act on."""
+
+    def __init__(self, sagemaker: SageMaker) -> None:
+        self.sagemaker = sagemaker
+        self.jobs: dict[str, TrainingJob] = {}  # by lower-cased name: names are case-insensitive
+        describe_shape = sagemaker.protocol.model.operation_model(
+            "DescribeTrainingJob"
+        ).output_shape
+        self._echoed = frozenset(describe_shape.members)
+
+    def install(self) -> None:
+        for operation, handler in (
+            ("CreateTrainingJob", self.create),
+            ("DescribeTrainingJob", self.describe),
+            ("ListTrainingJobs", self.list),
+            ("StopTrainingJob", self.stop),
+        ):
+            self.sagemaker.register(operation, handler)
+
+    def _echo(self, request: Params) -> Result:
+        return {k: v for k, v in request.items() if k in self._echoed}
+
+    def job(self, name: str) -> TrainingJob:
+        try:
+            return self.jobs[name.lower()]
+        except KeyError:
+            raise ApiError("ValidationException", NOT_FOUND) from None
+
+    def create(self, params: Params) -> Result:
+        name = params["TrainingJobName"]
+        existing = self.jobs.get(name.lower())
+        if existing is not None:
+            raise ApiError(
+                "ResourceInUse",
+                "Training job names must be unique within an AWS account and region, and a "
+                f"training job with this name already exists ({existing.arn})",
+            )
+        if params.get("EnableManagedSpotTraining"):
+            stopping = params.get("StoppingCondition") or {}
+            max_wait = stopping.get("MaxWaitTimeInSeconds")
+            if max_wait is None or max_wait < stopping.get(
+                "MaxRuntimeInSeconds", DEFAULT_MAX_RUNTIME
+            ):
+                raise ApiError(
+                    "ValidationException",
+                    "Invalid MaxWaitTimeInSeconds. It must be present and be greater than or "
+                    "equal to MaxRuntimeInSeconds",
+                )
+        now = self.sagemaker.now
+        job = TrainingJob(self.sagemaker, params, now)
+        self.jobs[name.lower()] = job
+        self.sagemaker.add_resource(job.arn, params.get("Tags"))
+        logs = self.sagemaker.logs
+        scheduler = self.sagemaker.scheduler
+
+        for line in job.log_lines():
+
+            def write(line: LogLine = line) -> None:
+                if job.keeps_line(line):
+                    logs.put(
+                        LOG_GROUP,
+                        job.stream_name(line.instance),
+                        [(round(line.timestamp * 1000), line.message)],
+                        ingestion_time=round(line.ingested * 1000),
+                    )
+
+            scheduler.at(line.ingested, write)
+        return {"TrainingJobArn": job.arn}
+
+    def describe(self, params: Params) -> Result:
+        return self.job(params["TrainingJobName"]).describe(self.sagemaker.now, self._echo)
+
+    def stop(self, params: Params) -> Result:
+        self.job(params["TrainingJobName"]).stop(self.sagemaker.now)
+        return {}
+
+    def list(self, params: Params) -> Result:
+        now = self.sagemaker.now
+        contains = params.get("NameContains", "").lower()
+        # (summary member, bound, whether the value must be after the bound)
+        bounds = [
+            (field, _seconds(params[f"{field}{side}"]), side == "After")
+            for field in ("CreationTime", "LastModifiedTime")
+            for side in ("After", "Before")
+            if f"{field}{side}" in params
+        ]
+        summaries = []
+        for job in self.jobs.values():
+            if contains not in job.name.lower():
+                continue
+            summary = job.summary(now)
+            if all(
+                summary[field] > bound if after else summary[field] < bound
+                for field, bound, after in bounds
+            ):
+                summaries.append(summary)
+        sort_by = params.get("SortBy", "CreationTime")
+        key: Callable[[Result], Any] = {
+            "Name": lambda s: s["TrainingJobName"],
+            "CreationTime": lambda s: (s["CreationTime"], s["TrainingJobName"]),
+            "Status": lambda s: (s["TrainingJobStatus"], s["CreationTime"], s["TrainingJobName"]),
+        }[sort_by]
+        page, token = paginate(
+            summaries,
+            key=key,
+            max_results=params.get("MaxResults", 10),
+            next_token=params.get("NextToken"),
+            descending=params.get("SortOrder", "Ascending") == "Descending",
+        )
+        # As SageMaker documents: MaxResults jobs are picked first, ignoring
+        # StatusEquals, and only then filtered by it; a page can come back
+        # short (or empty) while more matching jobs exist.
+        status = params.get("StatusEquals")
+        if status is not None:
+            page = [s for s in page if s["TrainingJobStatus"] == status]
+        if params.get("WarmPoolStatusEquals") is not None:
+            page = []  # no emulated job keeps a warm pool
+        result: Result = {"TrainingJobSummaries": page}
+        if token is not None:
+            result["NextToken"] = token
+        return result
+
+
+def install_kind(sagemaker: SageMaker) -> None:
+    jobs = TrainingJobs(sagemaker)
+    jobs.install()
+    sagemaker.kinds["training"] = jobs

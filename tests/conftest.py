@@ -1,0 +1,77 @@
+"""Shared fixtures: emulators on free loopback ports and aiobotocore clients for them."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack
+from typing import Any
+
+import pytest
+from aiobotocore.config import AioConfig
+from aiobotocore.session import AioSession, get_session
+
+from runner.emulator import Emulator, FakeClock
+
+ClientFactory = Callable[..., Awaitable[Any]]
+
+
+@pytest.fixture
+def fake_clock() -> FakeClock:
+    """A clock at a fixed instant that moves only by ``advance()``/``set()``."""
+    return FakeClock()
+
+
+@pytest.fixture
+async def emulator() -> AsyncIterator[Emulator]:
+    """An emulator on the real clock, on a free port."""
+    async with Emulator() as emu:
+        yield emu
+
+
+@pytest.fixture
+async def fake_emulator(fake_clock: FakeClock) -> AsyncIterator[Emulator]:
+    """An emulator whose time is ``fake_clock``: nothing happens until a test moves it."""
+    async with Emulator(clock=fake_clock) as emu:
+        yield emu
+
+
+@pytest.fixture(scope="session")
+def aio_session() -> AioSession:
+    # One session for the whole run: it caches the parsed service models,
+    # which are slow to load.
+    return get_session()
+
+
+@pytest.fixture
+async def aws_client(aio_session: AioSession) -> AsyncIterator[ClientFactory]:
+    """``await aws_client("sagemaker", emu)``: an aiobotocore client for ``emu``.
+
+    Clients retry nothing unless asked (``retries=N``), so a test sees every
+    error the emulator sends; ``validate=False`` turns off botocore's
+    client-side checks so that requests reach the emulator's. All clients are
+    closed at teardown.
+    """
+    session = aio_session
+    async with AsyncExitStack() as stack:
+
+        async def make(
+            service: str, emu: Emulator, *, retries: int = 0, validate: bool = True
+        ) -> Any:
+            config = AioConfig(
+                parameter_validation=validate,
+                retries={"total_max_attempts": retries + 1, "mode": "standard"},
+                connect_timeout=5,
+                read_timeout=10,
+            )
+            return await stack.enter_async_context(
+                session.create_client(
+                    service,
+                    region_name=emu.region,
+                    endpoint_url=emu.url,
+                    aws_access_key_id="testing",
+                    aws_secret_access_key="testing",
+                    config=config,
+                )
+            )
+
+        yield make
