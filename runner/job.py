@@ -125,6 +125,8 @@ class JobContext:
     kind: Kind
     settings: Settings
     publish: Callable[[Event], None]
+    request: Request = field(default_factory=dict)
+    state: dict[str, Any] = field(default_factory=dict)
 
     async def call(self, service: str, operation: str, **params: Any) -> dict[str, Any]:
         return await self.aws.call(service, operation, **params)
@@ -170,7 +172,7 @@ class Job:
         self._stop_sent = False
         self._timed_out = False
         self._events = bus.subscribe(lambda e: e.job == key)
-        self._context = JobContext(aws, key, self.name, kind, settings, self.publish)
+        self._context = JobContext(aws, key, self.name, kind, settings, self.publish, request)
 
     # --- the handle -------------------------------------------------------
 
@@ -236,7 +238,8 @@ class Job:
             tg.start_soon(follower.run, terminal)
             description = await self._watch(description, follower)
             terminal.set()
-        return self._final_result(description)
+            tg.cancel_scope.deadline = anyio.current_time() + self._settings.drain_limit
+        return self._final_result(await self._enrich(description))
 
     def _follower(self, sources: list[LogSource]) -> LogFollower:
         s = self._settings
@@ -271,7 +274,9 @@ class Job:
         existing = await self._describe()
         attached = existing is not None
         if existing is None:
-            request = with_our_tags(self._request, self.run_id, self.key, digest)
+            request = self._request
+            if self.kind.taggable:
+                request = with_our_tags(request, self.run_id, self.key, digest)
             try:
                 if self.kind.create_hook is not None:
                     await self.kind.create_hook(self._context, request)
@@ -285,7 +290,7 @@ class Job:
             existing = await self._describe()
             if existing is None:
                 raise JobError(f"{self.kind.describe} cannot find {self.name} after creating it")
-        if attached:
+        if attached and not (self.kind.adopt and self.kind.adopt(existing, self._request)):
             await self._check_ours(existing, digest)
         self.publish(
             Submitted(self.key, self.kind.name, self.name, attached, time=self._clock())
@@ -349,7 +354,7 @@ class Job:
                         time=changed_at,
                     )
                 )
-            if kind.phase(description) is not Phase.RUNNING:
+            if kind.phase(description, self._context.state) is not Phase.RUNNING:
                 return description
             if kind.log_sources is not None:
                 follower.set_sources(await kind.log_sources(self._context, description))
@@ -369,6 +374,11 @@ class Job:
                 raise JobError(f"{self.name} disappeared (its describe says not found)")
             description = fresh
 
+    async def _enrich(self, description: Description) -> Description:
+        if self.kind.enrich is None:
+            return description
+        return await self.kind.enrich(self._context, description)
+
     async def _send_stop(self) -> None:
         self._stop_sent = True
         if self.kind.stop is None:
@@ -385,23 +395,27 @@ class Job:
         description = await self._describe_quietly()
         if description is None:
             return self._result(None, Outcome.NOT_STARTED, reason="cancelled before creation")
-        if self.kind.phase(description) is not Phase.RUNNING:
+        if self.kind.phase(description, self._context.state) is not Phase.RUNNING:
             await self._drain(description)
-            return self._final_result(description)
+            return self._final_result(await self._enrich(description))
         if self._settings.on_cancel is OnCancel.DETACH or self.kind.stop is None:
             await self._drain(description, terminal=False)
             reason = "left running on cancellation"
-            if self.kind.stop is None:
+            if self.kind.cancel_hook is not None:
+                reason = await self.kind.cancel_hook(self._context, description)
+            elif self.kind.stop is None:
                 reason = f"{self.kind.name} {self.name} cannot be stopped; left as it is"
             return self._result(description, Outcome.DETACHED, reason=reason)
         self._stop_asked = True
         with anyio.move_on_after(self._settings.stop_grace):
             await self._send_stop()
-            while self.kind.phase(description) is Phase.RUNNING:
+            while self.kind.phase(description, self._context.state) is Phase.RUNNING:
                 await anyio.sleep(self._settings.poll_min)
                 description = await self._describe_quietly() or description
         await self._drain(description)
-        if self.kind.phase(description) is Phase.RUNNING:
+        if self.kind.phase(description, self._context.state) is not Phase.RUNNING:
+            description = await self._enrich(description)
+        if self.kind.phase(description, self._context.state) is Phase.RUNNING:
             return self._result(
                 description,
                 Outcome.UNKNOWN,
@@ -427,13 +441,13 @@ class Job:
         follower = self._follower(sources)
         done = anyio.Event()
         done.set()
-        with anyio.move_on_after(self._settings.drain_grace * 4 + 5):
+        with anyio.move_on_after(self._settings.drain_limit):
             await follower.run(done)
 
     # --- results ----------------------------------------------------------
 
     def _final_result(self, description: Description) -> JobResult:
-        phase = self.kind.phase(description)
+        phase = self.kind.phase(description, self._context.state)
         reason = description.get(self.kind.failure_reason_field)
         if phase is Phase.SUCCEEDED:
             return self._result(description, Outcome.SUCCEEDED)

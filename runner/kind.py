@@ -80,15 +80,34 @@ class Kind:
     output_types: Mapping[str, type] = field(default_factory=dict)
     # facts for the summary beyond outputs (billing, metrics); plain JSON values
     details: Callable[[Description], dict[str, Any]] = field(default=lambda d: {})
-    # hooks for kinds that differ; None means the generic behaviour
-    log_sources: Callable[[JobContext, Description], Awaitable[list[LogSource]]] | None = None
-    create_hook: Callable[[JobContext, Request], Awaitable[None]] | None = None
-    phase_hook: Callable[[Description], Phase] | None = None
+    # hooks for kinds that differ; None means the generic behaviour.
+    # `JobContext.state` is a dict a kind's hooks may use to remember things
+    # between calls (e.g. which endpoint config an update asked for).
 
-    def phase(self, description: Description) -> Phase:
+    # the log sources to follow now (called on every status poll), e.g. a tuning
+    # job's children; default: `log_group` with prefix `{name}/`
+    log_sources: Callable[[JobContext, Description], Awaitable[list[LogSource]]] | None = None
+    # creates the resource instead of one `create` call (e.g. config + endpoint, or update)
+    create_hook: Callable[[JobContext, Request], Awaitable[None]] | None = None
+    # classifies a description when the status table alone can't (endpoint rollback,
+    # resources without a status); gets the job's `state` dict too
+    phase_hook: Callable[[Description, Mapping[str, Any]], Phase] | None = None
+    # adds facts to a terminal description before outputs are read (e.g. the best
+    # training job of a tuning job); the result is what `outputs` and `details` see
+    enrich: Callable[[JobContext, Description], Awaitable[Description]] | None = None
+    # on cancellation, for kinds without a stop operation: clean up or report what is
+    # left behind; returns the sentence to show
+    cancel_hook: Callable[[JobContext, Description], Awaitable[str]] | None = None
+    # whether an existing resource not created by this run may be used as is
+    # (e.g. an identical model); default: never
+    adopt: Callable[[Description, Request], bool] | None = None
+    # whether this kind takes `Tags` in its create request
+    taggable: bool = True
+
+    def phase(self, description: Description, state: Mapping[str, Any] | None = None) -> Phase:
         """Classify a Describe* response by the kind's terminal-state table."""
         if self.phase_hook is not None:
-            return self.phase_hook(description)
+            return self.phase_hook(description, state or {})
         return self.phase_of(str(description.get(self.status_field, "")))
 
     def phase_of(self, status: str) -> Phase:

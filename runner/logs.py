@@ -232,7 +232,10 @@ class LogFollower:
     async def drain(self, since: float) -> None:
         """Read until every stream is at its end and ``drain_grace`` has passed
         since ``since`` (the terminal status), then discover once more and
-        drain whatever appeared; return when a discovery finds nothing new."""
+        drain whatever appeared; return when a discovery finds nothing new.
+
+        A stream that never stops growing (an endpoint's) never lets the drain
+        end: the caller bounds it with a cancel scope if it must."""
         await self._discover()
         while True:
             backlog = await self._round(drain=True)

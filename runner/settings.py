@@ -20,6 +20,7 @@ class Settings:
     log_idle_max: float = 10.0  # an idle stream is read at most this rarely
     log_discover: float = 5.0  # between DescribeLogStreams rounds
     drain_grace: float = 5.0  # keep draining logs this long after the terminal status
+    drain_limit: float = 60.0  # never drain longer (an endpoint's streams never end)
     stop_grace: float = 120.0  # after cancellation, wait this long for Stopped
     unknown_after: float = 900.0  # report Unknown when no describe succeeds for this long
     on_cancel: OnCancel = OnCancel.STOP
@@ -34,6 +35,7 @@ class Settings:
             log_idle_max=0.5,
             log_discover=0.2,
             drain_grace=0.3,
+            drain_limit=5.0,
             stop_grace=10.0,
             unknown_after=30.0,
         )

@@ -295,7 +295,7 @@ async def test_every_log_line_is_written_once_per_instance(
             f"[algo-{n}] line {i}/20" for i in range(1, 21)
         ]
         assert events[-1].timestamp == round((START + 10) * 1000) + n - 1
-        assert events[-1].ingestion_time - events[-1].timestamp == 500
+        assert events[-1].ingestion_time == round((START + 10.5) * 1000)
         assert [e.timestamp for e in events] == sorted(e.timestamp for e in events)
     messages = [e.message for s in streams for e in fake_emulator.logs.events(GROUP, s)]
     assert len(set(messages)) == 60
@@ -342,7 +342,7 @@ async def test_list_training_jobs_filters_sorts_and_pages(
     for i in range(25):
         fake_clock.advance(1)
         await sagemaker.create_training_job(**request(f"job-{i:02d}", duration=str(10 + i)))
-    fake_clock.set(START + 30)  # jobs 00..04 have finished (created at 1..5, 10..14 s long)
+    # Now is START + 25; job-i was created at i+1 s and runs 10+i s: it ends at 11+2i s.
 
     names: list[str] = []
     params: dict[str, Any] = {"MaxResults": 10}
@@ -367,6 +367,7 @@ async def test_list_training_jobs_filters_sorts_and_pages(
     ]
 
     # job-03 and job-04 completed at 17 s and 19 s; job-00..02 at 11, 13 and 15 s.
+    assert fake_clock.now == START + 25
     changed = await sagemaker.list_training_jobs(LastModifiedTimeAfter=START + 16, MaxResults=100)
     changed_names = {s["TrainingJobName"] for s in changed["TrainingJobSummaries"]}
     assert {"job-03", "job-04"} <= changed_names
@@ -383,7 +384,7 @@ async def test_list_training_jobs_filters_sorts_and_pages(
     assert "NextToken" in completed
     completed = await sagemaker.list_training_jobs(StatusEquals="Completed", MaxResults=100)
     assert [s["TrainingJobName"] for s in completed["TrainingJobSummaries"]] == [
-        f"job-{i:02d}" for i in range(5)
+        f"job-{i:02d}" for i in range(8)
     ]
     assert all("TrainingEndTime" in s for s in completed["TrainingJobSummaries"])
 
