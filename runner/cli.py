@@ -42,6 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--output-json", help="write every job's result and outputs here")
     run.add_argument("--on-cancel", choices=[o.value for o in OnCancel], default="stop")
     run.add_argument("--stop-grace", type=float, help="seconds to wait for Stopped on cancel")
+    run.add_argument("--timing", choices=["default", "fast"],
+                     help="polling cadence; fast (sub-second, for an emulator) is the "
+                     "default with --local")
+    run.add_argument("--state-dir",
+                     help="where the journal keeps log positions and results across restarts "
+                     "(default: $SMRUN_STATE_DIR or ~/.local/state/smrun)")
     _common_aws(run)
 
     check = sub.add_parser("validate", help="validate a manifest without creating anything")
@@ -83,19 +89,24 @@ async def run_command(args: argparse.Namespace) -> int:
         print(f"smrun: invalid manifest\n{error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     console = Console(fmt=args.log_format)
-    settings = Settings.fast() if args.local else Settings()
+    fast = args.timing == "fast" or (args.local and args.timing != "default")
+    settings = Settings.fast() if fast else Settings()
     overrides: dict[str, Any] = {"on_cancel": OnCancel(args.on_cancel)}
     if args.stop_grace is not None:
         overrides["stop_grace"] = args.stop_grace
     settings = Settings(**{**settings.__dict__, **overrides})
     caught: list[int] = []
 
+    from runner.journal import Journal, default_state_dir
+
+    journal = Journal.in_dir(args.state_dir or default_state_dir())
     async with Runner(
         _aws_config(args, manifest.region),
         settings=settings,
         run_id=args.run_id,
         local=args.local,
         sinks=[console],
+        journal=journal,
     ) as runner:
         async with anyio.create_task_group() as tg:
 
@@ -113,6 +124,7 @@ async def run_command(args: argparse.Namespace) -> int:
             tg.start_soon(watch_signals)
             tg.start_soon(run_all)
         results = {k: runner.results[k] for k in manifest.order() if k in runner.results}
+    journal.close()
     console.summary(results)
     if args.output_json:
         write_json(args.output_json, summary(results, runner.run_id))

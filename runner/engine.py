@@ -21,6 +21,7 @@ from runner.aws import Aws, AwsConfig
 from runner.budget import Budgets
 from runner.events import Bus, Event, Finished, Notice
 from runner.job import Job, JobResult
+from runner.journal import Journal
 from runner.kind import Kind, Outcome, Request
 from runner.settings import Settings
 
@@ -53,6 +54,7 @@ class Runner:
         kinds: Mapping[str, Kind] | None = None,
         budgets: Budgets | None = None,
         sinks: list[Callable[[Event], None]] | None = None,
+        journal: Journal | None = None,
     ) -> None:
         self.run_id = run_id or new_run_id()
         self.local = local
@@ -60,6 +62,10 @@ class Runner:
         self.bus = Bus()
         for sink in sinks or []:
             self.bus.add_sink(sink)
+        self.journal = journal
+        if journal is not None:
+            run_id = self.run_id
+            self.bus.add_sink(lambda event: journal.record(run_id, event))
         self.jobs: dict[str, Job] = {}
         # every job's result as it ends (readable after a cancellation, too)
         self.results: dict[str, JobResult] = {}
@@ -136,6 +142,14 @@ class Runner:
             from runner.manifest import resource_name
 
             request[spec.name_field] = resource_name(self.run_id, key, spec.max_name_length)
+        on_token = None
+        if self.journal is not None:
+            journal, run_id = self.journal, self.run_id
+            tokens = {**journal.tokens(run_id, key), **(tokens or {})}
+
+            def on_token(stream: str, token: str) -> None:
+                journal.save_token(run_id, key, stream, token)
+
         job = Job(
             aws=aws,
             bus=self.bus,
@@ -146,6 +160,7 @@ class Runner:
             settings=self.settings,
             timeout=timeout,
             tokens=tokens,
+            on_token=on_token,
         )
         self.jobs[key] = job
         return job
@@ -190,7 +205,10 @@ class Runner:
                 job = self.job(key, spec.kind, request, timeout=spec.timeout)
                 results[key] = await job.drive()
             except anyio.get_cancelled_exc_class():
-                if key not in results:
+                job = self.jobs.get(key)
+                if job is not None and job.result is not None:
+                    results[key] = job.result
+                elif key not in results:
                     results[key] = self._not_started(key, spec.kind, "run cancelled")
                 raise
             finally:

@@ -151,6 +151,7 @@ class Job:
         settings: Settings,
         timeout: float | None = None,
         tokens: dict[str, str] | None = None,
+        on_token: Callable[[str, str], None] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.key = key
@@ -166,6 +167,7 @@ class Job:
         self.created_by_us = False
         self.result: JobResult | None = None
         self.tokens: dict[str, str] = dict(tokens or {})
+        self._on_token = on_token
         self._done = anyio.Event()
         self._wake = anyio.Event()
         self._stop_asked = False  # Job.stop() or cancellation
@@ -258,6 +260,8 @@ class Job:
 
     def _save_token(self, stream: str, token: str) -> None:
         self.tokens[stream] = token
+        if self._on_token is not None:
+            self._on_token(stream, token)
 
     async def _describe(self) -> Description | None:
         try:

@@ -34,7 +34,7 @@ class Settings:
             log_poll=0.1,
             log_idle_max=0.5,
             log_discover=0.2,
-            drain_grace=0.3,
+            drain_grace=1.0,
             drain_limit=5.0,
             stop_grace=10.0,
             unknown_after=30.0,

@@ -1,0 +1,261 @@
+"""What emulated SageMaker jobs share: a status timeline, planned log lines, the
+Create/Describe/List/Stop operations around a table of jobs.
+
+A kind module subclasses :class:`EmulatedJob` (how one job looks and logs) and
+:class:`JobTable` (the operations, named after its noun, e.g.
+``ProcessingJob`` gives CreateProcessingJob, DescribeProcessingJob,
+ListProcessingJobs and StopProcessingJob). Everything is fixed at creation and
+read at the world's time, as :mod:`runner.emulator.resources` explains.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from runner.emulator.protocol import ApiError, Params
+from runner.emulator.resources import NOT_FOUND, Result, SageMaker, paginate
+
+LATE_INGESTION = 0.5  # seconds the last line of a stream reaches CloudWatch after the end
+TERMINAL = frozenset({"Completed", "Failed", "Stopped"})
+
+
+@dataclass(frozen=True)
+class Transition:
+    status: str  # the job's status from ``start`` on
+    start: float
+
+
+class Timeline:
+    """A job's statuses over time: planned at creation, cut short by a stop."""
+
+    def __init__(self, transitions: Sequence[Transition]) -> None:
+        if not transitions:
+            raise ValueError("a timeline needs at least its first status")
+        self.transitions = list(transitions)
+        self.stopped_at: float | None = None
+
+    def history(self, now: float) -> list[Transition]:
+        """The transitions that happened by ``now`` (the first one always has)."""
+        count = bisect.bisect_right([t.start for t in self.transitions], now)
+        return self.transitions[: max(count, 1)]
+
+    def current(self, now: float) -> Transition:
+        return self.history(now)[-1]
+
+    def ended(self, now: float) -> float | None:
+        """When the job reached its terminal status, if it has by ``now``."""
+        state = self.current(now)
+        return state.start if state.status in TERMINAL else None
+
+    def stop(self, now: float, delay: float, what: str) -> None:
+        """Stopping now, Stopped ``delay`` seconds later; ``what`` names the
+        job in the error a terminal job answers with."""
+        state = self.current(now)
+        if state.status in TERMINAL:
+            raise ApiError(
+                "ValidationException",
+                f"The request was rejected because the {what} is in status {state.status}.",
+            )
+        if state.status == "Stopping":
+            return
+        self.stopped_at = now
+        self.transitions = [
+            *self.history(now),
+            Transition("Stopping", now),
+            Transition("Stopped", now + delay),
+        ]
+
+    def keeps(self, timestamp: float) -> bool:
+        """Whether a line written at ``timestamp`` is still written: a stopped
+        container writes nothing after the stop."""
+        return self.stopped_at is None or timestamp <= self.stopped_at
+
+
+@dataclass(frozen=True)
+class PlannedLine:
+    stream: str
+    timestamp: float  # when the container wrote it
+    ingested: float  # when CloudWatch has it
+    message: str
+
+
+def spread(count: int, start: float, end: float) -> list[float]:
+    """``count`` instants from just after ``start`` up to ``end`` (the last one)."""
+    return [start + (end - start) * (k + 1) / count for k in range(count)]
+
+
+class EmulatedJob:
+    """One job: its request, its timeline and the lines it will log."""
+
+    resource_type = ""  # the ARN's resource type, e.g. "processing-job"
+
+    def __init__(self, sagemaker: SageMaker, name: str, params: Params, created: float) -> None:
+        self.name = name
+        self.arn = sagemaker.arn(self.resource_type, name)
+        self.request = params
+        self.created = created
+        self.epoch = int(created)
+        self.timeline = Timeline([Transition("InProgress", created)])
+
+    def log_lines(self) -> list[PlannedLine]:
+        return []
+
+    def describe(self, now: float, echo: Callable[[Params], Result]) -> Result:
+        raise NotImplementedError
+
+    def summary(self, now: float) -> Result:
+        raise NotImplementedError
+
+
+J = TypeVar("J", bound=EmulatedJob)
+
+
+def _seconds(value: datetime | float) -> float:
+    return value.timestamp() if isinstance(value, datetime) else float(value)
+
+
+class JobTable(Generic[J]):
+    """Create/Describe/List/Stop for one job kind, over its jobs by name.
+
+    Subclasses set ``noun``, ``what`` (the kind in error messages) and
+    ``log_group``, and implement :meth:`new_job`; :meth:`check` may refuse a
+    request before anything is created.
+    """
+
+    noun = ""  # e.g. "ProcessingJob"
+    what = ""  # e.g. "processing job"
+    log_group = ""
+    stop_delay_default = 1.0
+
+    def __init__(self, sagemaker: SageMaker) -> None:
+        self.sagemaker = sagemaker
+        self.jobs: dict[str, J] = {}  # by lower-cased name: names are case-insensitive
+        describe = sagemaker.protocol.model.operation_model(f"Describe{self.noun}")
+        self._echoed = frozenset(describe.output_shape.members)
+
+    @property
+    def name_member(self) -> str:
+        return f"{self.noun}Name"
+
+    @property
+    def status_member(self) -> str:
+        return f"{self.noun}Status"
+
+    def install(self) -> None:
+        for operation, handler in (
+            (f"Create{self.noun}", self.create),
+            (f"Describe{self.noun}", self.describe),
+            (f"List{self.noun}s", self.list),
+            (f"Stop{self.noun}", self.stop),
+        ):
+            self.sagemaker.register(operation, handler)
+
+    # -- what a kind provides ----------------------------------------------
+
+    def new_job(self, params: Params, now: float) -> J:
+        raise NotImplementedError
+
+    async def check(self, params: Params) -> None:
+        """Refuse a request (raise :class:`ApiError`) before anything exists."""
+
+    def stop_delay(self, job: J) -> float:
+        return self.stop_delay_default
+
+    # -- the operations ----------------------------------------------------
+
+    def echo(self, request: Params) -> Result:
+        """The request members that Describe* answers with, as given."""
+        return {k: v for k, v in request.items() if k in self._echoed}
+
+    def job(self, name: str) -> J:
+        try:
+            return self.jobs[name.lower()]
+        except KeyError:
+            raise ApiError("ValidationException", NOT_FOUND) from None
+
+    async def create(self, params: Params) -> Result:
+        name = params[self.name_member]
+        existing = self.jobs.get(name.lower())
+        if existing is not None:
+            raise ApiError(
+                "ResourceInUse",
+                f"{self.what.capitalize()} names must be unique within an AWS account and "
+                f"region, and a {self.what} with this name already exists ({existing.arn})",
+            )
+        await self.check(params)
+        job = self.new_job(params, self.sagemaker.now)
+        self.jobs[name.lower()] = job
+        self.sagemaker.add_resource(job.arn, params.get("Tags"))
+        self.schedule(job, job.log_lines())
+        return {f"{self.noun}Arn": job.arn}
+
+    def schedule(self, job: J, lines: Iterable[PlannedLine]) -> None:
+        """Write each line when it reaches CloudWatch, unless the job was
+        stopped before the container wrote it."""
+        logs = self.sagemaker.logs
+        for line in lines:
+
+            def write(line: PlannedLine = line) -> None:
+                if job.timeline.keeps(line.timestamp):
+                    logs.put(
+                        self.log_group,
+                        line.stream,
+                        [(round(line.timestamp * 1000), line.message)],
+                        ingestion_time=round(line.ingested * 1000),
+                    )
+
+            self.sagemaker.scheduler.at(line.ingested, write)
+
+    def describe(self, params: Params) -> Result:
+        return self.job(params[self.name_member]).describe(self.sagemaker.now, self.echo)
+
+    def stop(self, params: Params) -> Result:
+        job = self.job(params[self.name_member])
+        job.timeline.stop(self.sagemaker.now, self.stop_delay(job), self.what)
+        return {}
+
+    def list(self, params: Params) -> Result:
+        now = self.sagemaker.now
+        name, status = self.name_member, self.status_member
+        contains = params.get("NameContains", "").lower()
+        # (summary member, bound, whether the value must be after the bound)
+        bounds = [
+            (member, _seconds(params[f"{member}{side}"]), side == "After")
+            for member in ("CreationTime", "LastModifiedTime")
+            for side in ("After", "Before")
+            if f"{member}{side}" in params
+        ]
+        summaries = []
+        for job in self.jobs.values():
+            if contains not in job.name.lower():
+                continue
+            summary = job.summary(now)
+            if all(
+                summary[member] > bound if after else summary[member] < bound
+                for member, bound, after in bounds
+            ):
+                summaries.append(summary)
+        key: Callable[[Result], Any] = {
+            "Name": lambda s: s[name],
+            "CreationTime": lambda s: (s["CreationTime"], s[name]),
+            "Status": lambda s: (s[status], s["CreationTime"], s[name]),
+        }[params.get("SortBy", "CreationTime")]
+        page, token = paginate(
+            summaries,
+            key=key,
+            max_results=params.get("MaxResults", 10),
+            next_token=params.get("NextToken"),
+            descending=params.get("SortOrder", "Ascending") == "Descending",
+        )
+        # As for training jobs: MaxResults jobs are picked first, then filtered
+        # by StatusEquals, so a page can come back short while more match.
+        if "StatusEquals" in params:
+            page = [s for s in page if s[status] == params["StatusEquals"]]
+        result: Result = {f"{self.noun}Summaries": page}
+        if token is not None:
+            result["NextToken"] = token
+        return result

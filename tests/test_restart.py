@@ -1,0 +1,224 @@
+"""Real processes, real signals: a killed run resumes without duplicates or gaps,
+and SIGTERM stops what the run created.
+
+The emulator runs in its own process here, so that killing the runner leaves
+SageMaker (the emulator) running, as in production.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+SMRUN = [sys.executable, "-m", "runner.cli"]
+ENV = {
+    **os.environ,
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "PYTHONUNBUFFERED": "1",
+}
+
+
+@pytest.fixture
+def emulator_url() -> Iterator[str]:
+    proc = subprocess.Popen(
+        [*SMRUN, "emulator", "--port", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:"), url
+        yield url
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=10)
+
+
+def admin(url: str, path: str) -> Any:
+    with urllib.request.urlopen(f"{url}/_emulator/{path}", timeout=10) as response:
+        return json.loads(response.read())
+
+
+def training(duration: float, instances: int, lines: int) -> dict[str, Any]:
+    return {
+        "AlgorithmSpecification": {
+            "TrainingImage": "123456789012.dkr.ecr.us-east-1.amazonaws.com/algo:1",
+            "TrainingInputMode": "File",
+        },
+        "OutputDataConfig": {"S3OutputPath": "s3://bucket/out"},
+        "ResourceConfig": {
+            "InstanceType": "ml.m5.large",
+            "InstanceCount": instances,
+            "VolumeSizeInGB": 10,
+        },
+        "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
+        "Tags": [
+            {"Key": "smrun:emulator:duration", "Value": str(duration)},
+            {"Key": "smrun:emulator:log-lines", "Value": str(lines)},
+        ],
+    }
+
+
+def write_manifest(path: Path, jobs: dict[str, dict[str, Any]]) -> Path:
+    manifest = {
+        "defaults": {"role": "arn:aws:iam::123456789012:role/SageMakerRole"},
+        "jobs": [{"name": key, "kind": "training", "request": req} for key, req in jobs.items()],
+    }
+    path.write_text(yaml.safe_dump(manifest))
+    return path
+
+
+def run_args(manifest: Path, url: str, state: Path, run_id: str, out: Path) -> list[str]:
+    return [
+        *SMRUN, "run", str(manifest), "--run-id", run_id, "--state-dir", str(state),
+        "--endpoint-url", url, "--logs-endpoint-url", url, "--region", "us-east-1",
+        "--timing", "fast", "--log-format", "json", "--output-json", str(out),
+    ]
+
+
+class Reader:
+    """Collects a process's stdout lines on a thread, so the test can wait for one."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.lines: list[str] = []
+        self._cond = threading.Condition()
+        self._proc = proc
+        self._thread = threading.Thread(target=self._pump, daemon=True)
+        self._thread.start()
+
+    def _pump(self) -> None:
+        assert self._proc.stdout is not None
+        for line in self._proc.stdout:
+            with self._cond:
+                self.lines.append(line)
+                self._cond.notify_all()
+        with self._cond:
+            self._cond.notify_all()
+
+    def wait_for(self, predicate: Any, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not predicate(self.events()):
+                remaining = deadline - time.monotonic()
+                assert remaining > 0, "timed out waiting for output"
+                assert self._proc.poll() is None or self._thread.is_alive(), "process ended"
+                self._cond.wait(remaining)
+
+    def events(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.lines if line.startswith("{")]
+
+    def join(self) -> None:
+        self._thread.join(timeout=30)
+
+
+def log_lines(events: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
+    return [(e["job"], e["instance"], e["message"]) for e in events if e.get("event") == "log"]
+
+
+def test_killed_run_resumes_with_every_line_exactly_once(
+    emulator_url: str, tmp_path: Path
+) -> None:
+    jobs = {
+        "short": training(3.0, 1, 12),
+        "wide": training(5.0, 3, 15),
+        "long": training(7.0, 2, 20),
+    }
+    manifest = write_manifest(tmp_path / "m.yaml", jobs)
+    state = tmp_path / "state"
+    args = run_args(manifest, emulator_url, state, "restart-1", tmp_path / "out.json")
+
+    first = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, env=ENV)
+    reader = Reader(first)
+    # kill it in the middle: some lines of every job shown, none finished
+    reader.wait_for(lambda ev: len({j for j, _, _ in log_lines(ev)}) == 3
+                    and len(log_lines(ev)) >= 10)
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=10)
+    reader.join()
+    before = log_lines(reader.events())
+    assert not any(e.get("event") == "finished" for e in reader.events() if e["job"] == "long")
+
+    second = subprocess.run(args, stdout=subprocess.PIPE, text=True, env=ENV, timeout=120)
+    assert second.returncode == 0, second.stdout[-2000:]
+    after_events = [json.loads(line) for line in second.stdout.splitlines()
+                    if line.startswith("{")]
+    after = log_lines(after_events)
+
+    # the second run attached; SageMaker holds one job per manifest job
+    assert all(e["attached"] for e in after_events if e.get("event") == "submitted")
+    creates = [r for r in admin(emulator_url, "requests")
+               if r["operation"] == "CreateTrainingJob"]
+    assert len(creates) == len(jobs)
+    # every line exactly once over both runs, and all of them
+    seen = Counter(before + after)
+    assert max(seen.values()) == 1, [k for k, v in seen.items() if v > 1][:5]
+    expected = sum(int(r["ResourceConfig"]["InstanceCount"]) * int(r["Tags"][1]["Value"])
+                   for r in jobs.values())
+    shown = {(j, m.split(":")[0]) for j, _, m in seen}
+    missing = [(key, f"[algo-{n}] line {i}/{lines}")
+               for key, r in jobs.items()
+               for lines in [int(r["Tags"][1]["Value"])]
+               for n in range(1, int(r["ResourceConfig"]["InstanceCount"]) + 1)
+               for i in range(1, lines + 1)
+               if (key, f"[algo-{n}] line {i}/{lines}") not in shown]
+    assert not missing
+    assert len(seen) == expected
+    # and the outputs of every job, including those that ended while no one watched
+    result = json.loads((tmp_path / "out.json").read_text())
+    assert result["ok"] is True
+    assert set(result["jobs"]) == set(jobs)
+    assert all(j["outputs"]["model_artifact_url"] for j in result["jobs"].values())
+
+
+def test_sigterm_stops_the_jobs_and_exits_143(emulator_url: str, tmp_path: Path) -> None:
+    manifest = write_manifest(tmp_path / "m.yaml", {"forever": training(600.0, 1, 50)})
+    out = tmp_path / "out.json"
+    proc = subprocess.Popen(
+        run_args(manifest, emulator_url, tmp_path / "state", "term-1", out),
+        stdout=subprocess.PIPE, text=True, env=ENV,
+    )
+    reader = Reader(proc)
+    reader.wait_for(lambda ev: any(e.get("event") == "status" for e in ev))
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 143
+    reader.join()
+    stops = [r for r in admin(emulator_url, "requests") if r["operation"] == "StopTrainingJob"]
+    assert len(stops) == 1
+    result = json.loads(out.read_text())
+    assert result["jobs"]["forever"]["outcome"] == "StoppedByUs"
+    assert result["jobs"]["forever"]["status"] == "Stopped"
+
+
+def test_sigterm_with_detach_leaves_the_job_running(emulator_url: str, tmp_path: Path) -> None:
+    manifest = write_manifest(tmp_path / "m.yaml", {"keep": training(600.0, 1, 50)})
+    out = tmp_path / "out.json"
+    proc = subprocess.Popen(
+        [*run_args(manifest, emulator_url, tmp_path / "state", "detach-1", out),
+         "--on-cancel", "detach"],
+        stdout=subprocess.PIPE, text=True, env=ENV,
+    )
+    reader = Reader(proc)
+    reader.wait_for(lambda ev: any(e.get("event") == "status" for e in ev))
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=60) == 130
+    reader.join()
+    assert not [r for r in admin(emulator_url, "requests")
+                if r["operation"] == "StopTrainingJob"]
+    assert json.loads(out.read_text())["jobs"]["keep"]["outcome"] == "Detached"
