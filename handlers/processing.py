@@ -34,8 +34,9 @@ def details(d: Description) -> dict[str, Any]:
         facts["end_time"] = ended.isoformat()
     if isinstance(started, datetime) and isinstance(ended, datetime):
         seconds = max(0, round((ended - started).total_seconds()))
-        count = int(d.get("ProcessingResources", {}).get("ClusterConfig", {}).get(
-            "InstanceCount", 1) or 1)
+        count = int(
+            d.get("ProcessingResources", {}).get("ClusterConfig", {}).get("InstanceCount", 1) or 1
+        )
         facts["processing_seconds"] = seconds
         facts["instance_seconds"] = seconds * count
     return facts

@@ -5,14 +5,17 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from runner.aws import AwsConfig
 from runner.console import Console
 from runner.settings import OnCancel, Settings
+
+if TYPE_CHECKING:
+    from runner.component import Component
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
@@ -33,13 +36,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run every job of a manifest")
-    run.add_argument("manifest", help="manifest YAML file ('-' for standard input)")
+    run.add_argument("manifest", nargs="?",
+                     help="manifest YAML file ('-' for standard input)")
+    run.add_argument("--manifest-text", help="the manifest itself, as YAML text")
     run.add_argument("--local", action="store_true",
                      help="start the embedded SageMaker emulator and run against it")
     run.add_argument("--run-id", help="run id: the same id reattaches to the same jobs")
     run.add_argument("--log-format", choices=["console", "json"],
                      help="default: console on a terminal, json otherwise")
     run.add_argument("--output-json", help="write every job's result and outputs here")
+    run.add_argument("--task-id", help="with --run-id: a KFP task id; names the jobs per task")
+    run.add_argument("--tags", help="tags for every job, a JSON or YAML mapping")
+    run.add_argument("--outputs-path", help="write {job: {output: value}} as JSON here")
+    run.add_argument("--ui-summary-path", help="write a Markdown summary (for the KFP UI) here")
     run.add_argument("--on-cancel", choices=[o.value for o in OnCancel], default="stop")
     run.add_argument("--stop-grace", type=float, help="seconds to wait for Stopped on cancel")
     run.add_argument("--timing", choices=["default", "fast"],
@@ -51,13 +60,43 @@ def build_parser() -> argparse.ArgumentParser:
     _common_aws(run)
 
     check = sub.add_parser("validate", help="validate a manifest without creating anything")
-    check.add_argument("manifest")
+    check.add_argument("manifest", nargs="?")
+    check.add_argument("--manifest-text", help="the manifest itself, as YAML text")
+
+    from runner.component import discover_components
+
+    for component in discover_components().values():
+        _component_parser(sub, component)
 
     emu = sub.add_parser("emulator", help="run the local SageMaker + CloudWatch Logs emulator")
     emu.add_argument("--host", default="127.0.0.1")
     emu.add_argument("--port", type=int, default=4566)
     emu.add_argument("--region", default="us-east-1")
     return parser
+
+
+def _component_parser(sub: Any, component: Component) -> None:
+    """``smrun <component>`` with v1's argument names; values are parsed by the library."""
+    parser = sub.add_parser(component.name, help=f"{component.title} (KFP v1 arguments)",
+                            description=component.description)
+    for spec in component.all_inputs:
+        default = "" if spec.required else None
+        parser.add_argument(f"--{spec.name}", required=spec.required and spec.name == "region",
+                            default=default, help=spec.description or None)
+    for output in component.outputs:
+        parser.add_argument(f"--{output.name}_output_path", default=f"/tmp/{output.name}",
+                            help=f"file to write the {output.name} output to")
+    parser.add_argument("--ui_summary_output_path",
+                        help="write a Markdown summary with console and log links here")
+    parser.add_argument("--run_id", help="the KFP run id: names the job so that a restarted "
+                        "step attaches to it")
+    parser.add_argument("--task_id", help="the KFP task id (with --run_id)")
+    parser.add_argument("--logs_endpoint_url", help="CloudWatch Logs endpoint URL")
+    parser.add_argument("--log_format", choices=["console", "json"],
+                        help="default: console on a terminal, json otherwise")
+    parser.add_argument("--timing", choices=["default", "fast"],
+                        help="polling cadence; fast is sub-second, for an emulator")
+    parser.set_defaults(component=component)
 
 
 def _aws_config(args: argparse.Namespace, region: str | None = None) -> AwsConfig:
@@ -70,82 +109,159 @@ def _aws_config(args: argparse.Namespace, region: str | None = None) -> AwsConfi
     )
 
 
-def _load(path: str) -> Any:
-    from runner.manifest import load_manifest
+def _load(args: argparse.Namespace) -> Any:
+    from runner.manifest import ManifestError, load_manifest
 
-    if path == "-":
+    if args.manifest_text is not None:
+        return load_manifest(args.manifest_text + "\n", source="<manifest text>")
+    if args.manifest is None:
+        raise ManifestError(["give a manifest file, '-' or --manifest-text"])
+    if args.manifest == "-":
         return load_manifest(sys.stdin.read(), source="<stdin>")
-    return load_manifest(path)
+    return load_manifest(args.manifest)
 
 
-async def run_command(args: argparse.Namespace) -> int:
+async def until_signal(work: Callable[[], Awaitable[object]]) -> int | None:
+    """Run ``work``; SIGINT or SIGTERM cancels it (its cleanup stops the jobs).
+
+    Returns the exit code for the signal caught, or None when ``work`` ended by itself."""
+    caught: list[int] = []
+    async with anyio.create_task_group() as tg:
+
+        async def watch_signals() -> None:
+            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async for signum in signals:
+                    caught.append(SIGNAL_EXIT.get(signal.Signals(signum), 1))
+                    tg.cancel_scope.cancel()
+                    return
+
+        async def run_work() -> None:
+            await work()
+            tg.cancel_scope.cancel()
+
+        tg.start_soon(watch_signals)
+        tg.start_soon(run_work)
+    return caught[0] if caught else None
+
+
+def _settings(args: argparse.Namespace, settings: Settings | None = None) -> Settings:
+    """The timings: ``--timing fast`` (the default with ``--local``) for an emulator."""
+    if settings is not None:
+        return settings
+    local = getattr(args, "local", False)
+    fast = args.timing == "fast" or (local and args.timing != "default")
+    return Settings.fast() if fast else Settings()
+
+
+async def run_command(args: argparse.Namespace, settings: Settings | None = None) -> int:
+    from runner.component import markdown_summary, parse_tags, with_tags
     from runner.engine import Runner
+    from runner.journal import Journal, default_state_dir
     from runner.manifest import ManifestError
-    from runner.outputs import summary, write_json
+    from runner.outputs import summary, write_json, write_output_file
 
     try:
-        manifest = _load(args.manifest)
-    except ManifestError as error:
+        manifest = _load(args)
+        if args.tags:
+            manifest = with_tags(manifest, parse_tags(args.tags))
+    except (ManifestError, ValueError) as error:
         print(f"smrun: invalid manifest\n{error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     console = Console(fmt=args.log_format)
-    fast = args.timing == "fast" or (args.local and args.timing != "default")
-    settings = Settings.fast() if fast else Settings()
     overrides: dict[str, Any] = {"on_cancel": OnCancel(args.on_cancel)}
     if args.stop_grace is not None:
         overrides["stop_grace"] = args.stop_grace
-    settings = Settings(**{**settings.__dict__, **overrides})
-    caught: list[int] = []
-
-    from runner.journal import Journal, default_state_dir
+    settings = Settings(**{**_settings(args, settings).__dict__, **overrides})
+    run_id = args.run_id
+    if run_id and args.task_id and "{{" not in args.task_id:
+        run_id = f"{run_id}-{args.task_id}"  # a KFP step: one run per task
 
     journal = Journal.in_dir(args.state_dir or default_state_dir())
     async with Runner(
         _aws_config(args, manifest.region),
         settings=settings,
-        run_id=args.run_id,
+        run_id=run_id,
         local=args.local,
         sinks=[console],
         journal=journal,
     ) as runner:
-        async with anyio.create_task_group() as tg:
-
-            async def watch_signals() -> None:
-                with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                    async for signum in signals:
-                        caught.append(SIGNAL_EXIT.get(signal.Signals(signum), 1))
-                        tg.cancel_scope.cancel()
-                        return
-
-            async def run_all() -> None:
-                await runner.run_manifest(manifest)
-                tg.cancel_scope.cancel()
-
-            tg.start_soon(watch_signals)
-            tg.start_soon(run_all)
+        caught = await until_signal(lambda: runner.run_manifest(manifest))
         results = {k: runner.results[k] for k in manifest.order() if k in runner.results}
+        region = runner.aws.region if runner.aws else ""
     journal.close()
     console.summary(results)
     if args.output_json:
         write_json(args.output_json, summary(results, runner.run_id))
-    if caught:
-        return caught[0]
+    if args.outputs_path:
+        write_output_file(args.outputs_path, {k: r.outputs for k, r in results.items()})
+    if args.ui_summary_path:
+        write_output_file(args.ui_summary_path, markdown_summary(results, region))
+    if caught is not None:
+        return caught
     return EXIT_OK if results and all(r.ok for r in results.values()) else EXIT_FAILED
+
+
+async def component_command(args: argparse.Namespace, settings: Settings | None = None) -> int:
+    """``smrun <component>``: one job from v1 arguments (see :func:`run_component`)."""
+    from runner.component import ComponentRun, run_component
+
+    component: Component = args.component
+    raw = {spec.name: getattr(args, spec.name) for spec in component.all_inputs}
+    raw = {k: v for k, v in raw.items() if v is not None}
+    console = Console(fmt=args.log_format)
+    done: list[ComponentRun] = []
+
+    async def work() -> None:
+        done.append(await run_component(
+            component,
+            raw,
+            output_paths={o.name: getattr(args, f"{o.name}_output_path")
+                          for o in component.outputs},
+            ui_summary_path=args.ui_summary_output_path,
+            kfp_run_id=args.run_id,
+            kfp_task_id=args.task_id,
+            logs_endpoint_url=args.logs_endpoint_url,
+            settings=_settings(args, settings),
+            sinks=[console],
+        ))
+
+    caught = await until_signal(work)
+    if caught is not None:
+        return caught
+    outcome = done[0]
+    if outcome.result is not None:
+        console.summary({component.key: outcome.result})
+    if outcome.error and outcome.exit_code == EXIT_BAD_INPUT:
+        print(f"smrun {component.name}: invalid arguments\n{outcome.error}", file=sys.stderr)
+    return outcome.exit_code
+
+
+async def main_async(argv: Sequence[str] | None = None, *, settings: Settings | None = None) -> int:
+    """The commands that run jobs, for callers already inside an event loop
+    (``settings`` overrides ``--timing``)."""
+    args = build_parser().parse_args(argv)
+    if args.command == "run":
+        return await run_command(args, settings)
+    if getattr(args, "component", None) is not None:
+        return await component_command(args, settings)
+    raise ValueError(f"{args.command!r} is not a command that runs jobs")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "run":
         return anyio.run(run_command, args, backend="asyncio")
+    if getattr(args, "component", None) is not None:
+        return anyio.run(component_command, args, backend="asyncio")
     if args.command == "validate":
         from runner.manifest import ManifestError
 
         try:
-            manifest = _load(args.manifest)
+            manifest = _load(args)
         except ManifestError as error:
             print(f"smrun: invalid manifest\n{error}", file=sys.stderr)
             return EXIT_BAD_INPUT
-        print(f"{args.manifest}: {len(manifest.jobs)} jobs, valid")
+        print(f"{args.manifest or manifest.source}: {len(manifest.jobs)} jobs, valid")
         return EXIT_OK
     if args.command == "emulator":
         from runner.emulator import serve

@@ -89,6 +89,22 @@ class HumanRenderer:
         return f"{head} {mark} {text}"
 
 
+class _BufferedLogger:
+    """Writes rendered events without flushing; :meth:`flush` writes them out.
+    Log lines are flushed once per read round, everything else at once."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def msg(self, message: str) -> None:
+        self._stream.write(message + "\n")
+
+    info = msg
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+
 class Console:
     """A bus sink that renders every event."""
 
@@ -102,16 +118,18 @@ class Console:
         else:
             renderer = HumanRenderer(colour=self.stream.isatty())
         self.fmt = fmt
-        self.log = structlog.wrap_logger(
-            structlog.PrintLogger(self.stream),
-            processors=[redact_processor, renderer],
-        )
+        self._out = _BufferedLogger(self.stream)
+        self.log = structlog.wrap_logger(self._out, processors=[redact_processor, renderer])
+
+    def flush(self) -> None:
+        self._out.flush()
 
     def __call__(self, event: Event) -> None:
         log = self.log
         if isinstance(event, LogLine):
             log.info("log", job=event.job, time=event.time, instance=event.instance,
                      timestamp=event.timestamp, message=event.message)
+            return  # flushed by the log follower, once per read round
         elif isinstance(event, Submitted):
             how = "attached to" if event.attached else "created"
             log.info("submitted", job=event.job, time=event.time, kind=event.kind,
@@ -130,11 +148,13 @@ class Console:
             r = event.result
             log.info("finished", job=event.job, time=event.time, outcome=r.outcome.value,
                      text=describe_result(r), result=r.to_dict())
+        self.flush()
 
     def summary(self, results: Mapping[str, JobResult]) -> None:
         if self.fmt == "json":
             self.log.info("summary", jobs=[r.to_dict() for r in results.values()],
                           ok=all(r.ok for r in results.values()), time=time.time(), job="")
+            self.flush()
             return
         print(summary_table(results), file=self.stream, flush=True)
 

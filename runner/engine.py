@@ -131,12 +131,17 @@ class Runner:
         *,
         timeout: float | None = None,
         tokens: dict[str, str] | None = None,
+        options: Mapping[str, Any] | None = None,
     ) -> Job:
-        """A Job handle, not started (see :meth:`submit`)."""
+        """A Job handle, not started (see :meth:`submit`); ``options`` are the
+        kind's job-level options (``Kind.option_types``)."""
         aws, _ = self._require()
         if key in self.jobs:
             raise ValueError(f"job {key!r} already exists in run {self.run_id}")
         spec = kind if isinstance(kind, Kind) else self.kinds[kind]
+        problems = spec.option_problems(options or {})
+        if problems:
+            raise ValueError(f"job {key!r}: " + "; ".join(problems))
         request = dict(request)
         if not request.get(spec.name_field):
             from runner.manifest import resource_name
@@ -161,6 +166,7 @@ class Runner:
             timeout=timeout,
             tokens=tokens,
             on_token=on_token,
+            options=options,
         )
         self.jobs[key] = job
         return job
@@ -172,9 +178,10 @@ class Runner:
         request: Request,
         *,
         timeout: float | None = None,
+        options: Mapping[str, Any] | None = None,
     ) -> Job:
         """Start driving one job in the background; ``await job.wait()`` for its result."""
-        job = self.job(key, kind, request, timeout=timeout)
+        job = self.job(key, kind, request, timeout=timeout, options=options)
         _, tg = self._require()
         tg.start_soon(job.drive, name=f"job:{key}")
         return job
@@ -202,12 +209,14 @@ class Runner:
                     return
                 outputs = {k: r.outputs for k, r in results.items()}
                 request = spec.resolve(outputs, self.run_id)
-                job = self.job(key, spec.kind, request, timeout=spec.timeout)
+                job = self.job(
+                    key, spec.kind, request, timeout=spec.timeout, options=spec.options
+                )
                 results[key] = await job.drive()
             except anyio.get_cancelled_exc_class():
-                job = self.jobs.get(key)
-                if job is not None and job.result is not None:
-                    results[key] = job.result
+                started = self.jobs.get(key)
+                if started is not None and started.result is not None:
+                    results[key] = started.result
                 elif key not in results:
                     results[key] = self._not_started(key, spec.kind, "run cancelled")
                 raise

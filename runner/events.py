@@ -88,6 +88,15 @@ class Bus:
                 except (anyio.BrokenResourceError, anyio.ClosedResourceError):
                     self._subscribers.remove((accept, stream))
 
+    def flush(self) -> None:
+        """Ask sinks that buffer (a console) to write out what they hold. Log
+        followers call it before saving positions, so that a saved position
+        never runs ahead of what was written."""
+        for sink in self._sinks:
+            flush = getattr(sink, "flush", None)
+            if callable(flush):
+                flush()
+
     def subscribe(
         self, accept: Callable[[Event], bool] = lambda e: True
     ) -> MemoryObjectReceiveStream[Event]:

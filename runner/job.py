@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -127,6 +127,7 @@ class JobContext:
     publish: Callable[[Event], None]
     request: Request = field(default_factory=dict)
     state: dict[str, Any] = field(default_factory=dict)
+    options: Mapping[str, Any] = field(default_factory=dict)  # the job's `options:`
 
     async def call(self, service: str, operation: str, **params: Any) -> dict[str, Any]:
         return await self.aws.call(service, operation, **params)
@@ -152,6 +153,7 @@ class Job:
         timeout: float | None = None,
         tokens: dict[str, str] | None = None,
         on_token: Callable[[str, str], None] | None = None,
+        options: Mapping[str, Any] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.key = key
@@ -174,7 +176,9 @@ class Job:
         self._stop_sent = False
         self._timed_out = False
         self._events = bus.subscribe(lambda e: e.job == key)
-        self._context = JobContext(aws, key, self.name, kind, settings, self.publish, request)
+        self._context = JobContext(
+            aws, key, self.name, kind, settings, self.publish, request, options=dict(options or {})
+        )
 
     # --- the handle -------------------------------------------------------
 
@@ -256,6 +260,7 @@ class Job:
             drain_grace=s.drain_grace,
             tokens=self.tokens,
             on_token=self._save_token,
+            flush=self._bus.flush,
         )
 
     def _save_token(self, stream: str, token: str) -> None:
@@ -265,18 +270,28 @@ class Job:
 
     async def _describe(self) -> Description | None:
         try:
-            return await self._aws.call(
+            response = await self._aws.call(
                 "sagemaker", self.kind.describe, **{self.kind.name_field: self.name}
             )
         except ClientError as error:
             if is_not_found(error):
                 return None
             raise
+        if self.kind.describe_member is not None:
+            return dict(response.get(self.kind.describe_member) or {})
+        return response
 
     async def _attach_or_create(self) -> Description:
         digest = request_hash(self.kind, self._request)
         existing = await self._describe()
         attached = existing is not None
+        updated = False
+        if existing is not None and self.kind.update_hook is not None:
+            updated = await self.kind.update_hook(self._context, existing)
+            if updated:
+                existing = await self._describe()
+                if existing is None:
+                    raise JobError(f"{self.name} disappeared while it was being updated")
         if existing is None:
             request = self._request
             if self.kind.taggable:
@@ -294,7 +309,9 @@ class Job:
             existing = await self._describe()
             if existing is None:
                 raise JobError(f"{self.kind.describe} cannot find {self.name} after creating it")
-        if attached and not (self.kind.adopt and self.kind.adopt(existing, self._request)):
+        adopted = updated or (self.kind.adopt is not None and attached
+                              and self.kind.adopt(existing, self._request))
+        if attached and not adopted:
             await self._check_ours(existing, digest)
         self.publish(
             Submitted(self.key, self.kind.name, self.name, attached, time=self._clock())
@@ -349,7 +366,8 @@ class Job:
                 if kind.secondary_status_field
                 else None
             )
-            if (status, secondary) != last:
+            # a resource without a status (a workteam) has no status changes to tell
+            if (status, secondary) != last and (status or secondary):
                 last = (status, secondary)
                 changed_at = self._clock()
                 self.publish(
@@ -358,10 +376,12 @@ class Job:
                         time=changed_at,
                     )
                 )
-            if kind.phase(description, self._context.state) is not Phase.RUNNING:
-                return description
+            # asked on the terminal status too: sources that appeared since the
+            # last poll (a tuning job's last children) are drained with the rest
             if kind.log_sources is not None:
                 follower.set_sources(await kind.log_sources(self._context, description))
+            if kind.phase(description, self._context.state) is not Phase.RUNNING:
+                return description
             if deadline is not None and self._clock() >= deadline and not self._stop_sent:
                 self._timed_out = True
                 self._stop_asked = True

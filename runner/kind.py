@@ -63,7 +63,7 @@ class Kind:
     create: str  # botocore operation names, e.g. "CreateTrainingJob"
     describe: str
     name_field: str  # request/describe member holding the resource name
-    status_field: str  # describe member holding the status
+    status_field: str  # describe member holding the status ("" for resources without one)
     success: frozenset[str]
     failure: frozenset[str]
     stopped: frozenset[str] = frozenset()
@@ -71,7 +71,12 @@ class Kind:
     list_op: str | None = None
     secondary_status_field: str | None = None
     failure_reason_field: str = "FailureReason"
+    # the Describe* response member that holds the resource, when it is wrapped in one
+    # (DescribeWorkteam answers {"Workteam": {...}}); the engine and hooks see that member
+    describe_member: str | None = None
     max_name_length: int = 63
+    # the request member that a manifest's `defaults.role` fills (when the shape has it)
+    role_field: str = "RoleArn"
     # the CloudWatch group whose streams `{name}/...` belong to this job
     log_group: str | None = None
     # turns a Describe* response into the component outputs (v1 names)
@@ -101,6 +106,13 @@ class Kind:
     # whether an existing resource not created by this run may be used as is
     # (e.g. an identical model); default: never
     adopt: Callable[[Description, Request], bool] | None = None
+    # called when the resource already exists before this job creates it: may change
+    # it in place to the job's request (an endpoint's UpdateEndpoint) and return True,
+    # after which the job follows it as its own; False keeps the rules above
+    update_hook: Callable[[JobContext, Description], Awaitable[bool]] | None = None
+    # job-level options a manifest may give this kind (`options:` beside `request:`),
+    # by name and type; hooks read them from `JobContext.options`
+    option_types: Mapping[str, type] = field(default_factory=dict)
     # whether this kind takes `Tags` in its create request
     taggable: bool = True
 
@@ -109,6 +121,20 @@ class Kind:
         if self.phase_hook is not None:
             return self.phase_hook(description, state or {})
         return self.phase_of(str(description.get(self.status_field, "")))
+
+    def option_problems(self, options: Mapping[str, Any]) -> list[str]:
+        """What is wrong with a job's ``options`` for this kind (nothing: an empty list)."""
+        problems: list[str] = []
+        known = ", ".join(sorted(self.option_types)) or "none"
+        for name, value in options.items():
+            expected = self.option_types.get(name)
+            if expected is None:
+                problems.append(f"kind {self.name!r} has no option {name!r} (options: {known})")
+            elif not isinstance(value, expected) or (
+                isinstance(value, bool) and expected is not bool  # YAML's yes is not a number
+            ):
+                problems.append(f"option {name!r} must be a {expected.__name__}, not {value!r}")
+        return problems
 
     def phase_of(self, status: str) -> Phase:
         if status in self.success:

@@ -145,6 +145,8 @@ class _Stream:
     idle_rounds: int = 0
     due: float = 0.0
     at_end: bool = False
+    source: LogSource | None = None
+    retired_at: float | None = None  # when its source left the set; None while it is in it
 
 
 @dataclass
@@ -175,6 +177,7 @@ class LogFollower:
         drain_grace: float = 5.0,
         tokens: Mapping[str, str] | None = None,
         on_token: Callable[[str, str], None] | None = None,
+        flush: Callable[[], None] | None = None,
         max_pages_per_round: int = 5,
         max_concurrent_reads: int = 8,
         clock: Callable[[], float] = time.monotonic,
@@ -190,27 +193,43 @@ class LogFollower:
         self.drain_grace = drain_grace
         self._saved_tokens = dict(tokens or {})
         self._on_token = on_token
+        self._flush = flush
         self.max_pages_per_round = max_pages_per_round
         self.max_concurrent_reads = max_concurrent_reads
         self._clock = clock
         self._wall_clock = wall_clock
         self._sleep = sleep
         self._sources: list[LogSource] = []
+        self._retiring: list[LogSource] = []  # left the set; to be discovered once more
         self._streams: dict[tuple[str, str], _Stream] = {}
         self._discover_now = True
         self.stats = FollowerStats()
         self.set_sources(sources)
 
     def set_sources(self, sources: Sequence[LogSource]) -> None:
-        """Replace the sources (they grow while a tuning job starts children);
-        new ones are discovered at the next round."""
+        """Replace the sources (a tuning job's children come and go); new ones
+        are discovered at the next round. A source that leaves the set is
+        discovered once more and its streams are read until they are at their
+        end and ``drain_grace`` has passed, as in a drain; then they rest. Every
+        stream keeps its position, so a source that comes back resumes where
+        it stopped and no line is published twice."""
         for source in sources:
             if not source.prefix.endswith("/"):
                 raise ValueError(
                     f"log prefix {source.prefix!r} must end with '/': "
                     "without it job-1 would also follow job-10"
                 )
-        self._sources = list(dict.fromkeys(sources))
+        current = list(dict.fromkeys(sources))
+        kept = set(current)
+        left = [s for s in (*self._retiring, *self._sources) if s not in kept]
+        self._retiring = list(dict.fromkeys(left))
+        self._sources = current
+        now = self._clock()
+        for stream in self._streams.values():
+            if stream.source in kept:
+                stream.retired_at = None
+            elif stream.retired_at is None:
+                stream.retired_at = now
         self._discover_now = True
 
     def positions(self) -> dict[str, str]:
@@ -236,6 +255,8 @@ class LogFollower:
 
         A stream that never stops growing (an endpoint's) never lets the drain
         end: the caller bounds it with a cancel scope if it must."""
+        if not self._sources:
+            return  # a resource without logs (a model) leaves nothing to wait for
         await self._discover()
         while True:
             backlog = await self._round(drain=True)
@@ -266,7 +287,9 @@ class LogFollower:
     async def _discover(self) -> None:
         self._discover_now = False
         self.stats.discoveries += 1
-        for source in list(self._sources):
+        retiring = list(self._retiring)
+        throttled = self.stats.throttled
+        for source in [*self._sources, *retiring]:
             for name in await self._list_streams(source):
                 key = (source.group, name)
                 if key not in self._streams:
@@ -276,7 +299,11 @@ class LogFollower:
                         instance=instance_label(name, source.prefix, source.label),
                         token=self._saved_tokens.get(name),
                         order=len(self._streams),
+                        source=source,
+                        retired_at=None if source in self._sources else self._clock(),
                     )
+        if self.stats.throttled == throttled:
+            self._retiring = [s for s in self._retiring if s not in retiring]
         self.stats.streams = len(self._streams)
 
     async def _list_streams(self, source: LogSource) -> list[str]:
@@ -323,7 +350,11 @@ class LogFollower:
         their lines; True if a stream has more than one round could read."""
         started = self._clock()
         self.stats.rounds += 1
-        due = [s for s in self._streams.values() if drain or s.due <= started]
+        due = [
+            s
+            for s in self._streams.values()
+            if (drain or s.due <= started) and not self._rested(s, started)
+        ]
         if not due:
             return False
         reads = [_Read(stream) for stream in due]
@@ -333,6 +364,12 @@ class LogFollower:
                 tg.start_soon(self._read_stream, read, limiter)
         self._publish_round(reads, started)
         return any(r.pages >= self.max_pages_per_round and not r.at_end for r in reads)
+
+    def _rested(self, stream: _Stream, now: float) -> bool:
+        """A stream whose source left the set is no longer read once drained."""
+        return stream.retired_at is not None and drain_finished(
+            stream.at_end, now - stream.retired_at, self.drain_grace
+        )
 
     async def _read_stream(self, read: _Read, limiter: anyio.CapacityLimiter) -> None:
         stream = read.stream
@@ -393,7 +430,10 @@ class LogFollower:
             )
             self.stats.events += 1
         # positions move only after their lines are out, so a journal that
-        # saves them never skips a line after a restart
+        # saves them never skips a line after a restart; one flush per round
+        # keeps the window between writing lines and saving positions tiny
+        if self._flush is not None and by_stream:
+            self._flush()
         for read in reads:
             stream = read.stream
             if read.failed:

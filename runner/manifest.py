@@ -57,7 +57,7 @@ _HASH_LENGTH = 8
 
 _TOP_LEVEL_KEYS = ("defaults", "jobs")
 _DEFAULTS_KEYS = ("region", "role", "tags", "timeout")
-_JOB_KEYS = ("name", "kind", "after", "timeout", "request")
+_JOB_KEYS = ("name", "kind", "after", "timeout", "options", "request")
 
 _TEMPLATE = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
 _JOB_OUTPUT_EXPR = re.compile(r"jobs\.(?P<job>[A-Za-z0-9-]+)\.outputs\.(?P<output>[A-Za-z0-9_-]+)")
@@ -107,7 +107,9 @@ class JobSpec:
 
     The resource name member may be absent: the engine then names the resource
     with :func:`resource_name`. ``after`` lists the explicit dependencies; those
-    implied by references are added in :attr:`needs`.
+    implied by references are added in :attr:`needs`. ``options`` are the kind's
+    job-level options (what the request can't say, e.g. an endpoint's ``update``),
+    checked against ``Kind.option_types``.
     """
 
     key: str
@@ -116,6 +118,7 @@ class JobSpec:
     after: tuple[str, ...] = ()
     timeout: float | None = None
     line: int | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
 
     @cached_property
     def references(self) -> tuple[Reference, ...]:
@@ -208,6 +211,8 @@ class Manifest:
                 errors.add("request must be a mapping", where=(*where, "request"), job=spec.key)
             if isinstance(spec.after, str) or not all(isinstance(a, str) for a in spec.after):
                 errors.add("must be a tuple of job keys", where=(*where, "after"), job=spec.key)
+            if not isinstance(spec.options, Mapping):
+                errors.add("options must be a mapping", where=(*where, "options"), job=spec.key)
         if errors:
             raise ManifestError(errors.messages)
         return _build(source, defaults or Defaults(), list(enumerate(specs)), kinds, errors)
@@ -571,6 +576,12 @@ def _read_job(index: int, raw: Any, errors: _Errors) -> JobSpec | None:
         errors.add("must be a list of job names", where=(*where, "after"), job=label)
         after = ()
     timeout = _timeout(raw.get("timeout"), (*where, "timeout"), label, errors)
+    options = raw.get("options") or {}
+    if not isinstance(options, dict) or not all(isinstance(k, str) for k in options):
+        errors.add(
+            "must be a mapping of option names to values", where=(*where, "options"), job=label
+        )
+        options = {}
     if label != name or not isinstance(kind, str) or not isinstance(request, dict):
         return None
     return JobSpec(
@@ -580,6 +591,7 @@ def _read_job(index: int, raw: Any, errors: _Errors) -> JobSpec | None:
         after=tuple(after),
         timeout=timeout,
         line=errors.line(where),
+        options=options,
     )
 
 
@@ -637,6 +649,8 @@ def _build(
             continue
         request = _apply_defaults(spec.request, kind, defaults)
         _check_request(index, spec, request, kind, kinds, by_key, broken, errors)
+        for problem in kind.option_problems(spec.options):
+            errors.add(problem, where=("jobs", index, "options"), job=key)
         jobs[key] = JobSpec(
             key=key,
             kind=spec.kind,
@@ -644,6 +658,7 @@ def _build(
             after=tuple(spec.after),
             timeout=spec.timeout if spec.timeout is not None else defaults.timeout,
             line=spec.line,
+            options=dict(spec.options),
         )
     _check_cycles({key: spec for key, (_, spec) in by_key.items()}, by_key, errors)
     if errors:
@@ -690,10 +705,7 @@ def _apply_defaults(request: Mapping[str, Any], kind: Kind, defaults: Defaults) 
 
 
 def _role_member(kind: Kind, members: Mapping[str, Shape]) -> str | None:
-    declared = getattr(kind, "role_field", None)
-    if isinstance(declared, str):
-        return declared if declared in members else None
-    return "RoleArn" if "RoleArn" in members else None
+    return kind.role_field if kind.role_field in members else None
 
 
 def _input_shape(kind: Kind) -> Shape | None:

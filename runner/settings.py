@@ -24,6 +24,7 @@ class Settings:
     stop_grace: float = 120.0  # after cancellation, wait this long for Stopped
     unknown_after: float = 900.0  # report Unknown when no describe succeeds for this long
     on_cancel: OnCancel = OnCancel.STOP
+    tuning_log_tails: int = 10  # children of a tuning job whose logs are followed at once
 
     @classmethod
     def fast(cls, **overrides: object) -> Settings:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from datetime import datetime, timezone
 from typing import Any
@@ -16,6 +17,7 @@ from botocore.validate import ParamValidator
 from handlers.processing import KIND, details, failure_with_exit_message, outputs
 from runner import AwsConfig, LogLine, Outcome, Runner, Settings, StatusChanged
 from runner.emulator import Emulator, FakeClock
+from runner.emulator.jobs import LATE_INGESTION
 
 GROUP = "/aws/sagemaker/ProcessingJobs"
 ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
@@ -78,9 +80,14 @@ def request(name: str | None = "job-1", *, count: int = 1, **tags: str) -> dict[
     return body
 
 
+@functools.cache
+def sagemaker_model() -> ServiceModel:
+    return ServiceModel(Loader().load_service_model("sagemaker", "service-2"))
+
+
 def assert_fits_the_model(response: dict[str, Any], operation: str) -> None:
     """The parsed response has every required member, of the model's types."""
-    model = ServiceModel(Loader().load_service_model("sagemaker", "service-2"))
+    model = sagemaker_model()
     body = {k: v for k, v in response.items() if k != "ResponseMetadata"}
     report = ParamValidator().validate(body, model.operation_model(operation).output_shape)
     assert not report.has_errors(), report.generate_report()
@@ -318,7 +325,9 @@ def local_runner(emulator: Emulator, **kwargs: Any) -> Runner:
         logs_endpoint_url=emulator.url,
         static_credentials=("testing", "testing"),
     )
-    kwargs.setdefault("settings", Settings.fast(drain_grace=0.2))
+    # the emulator's last line of a stream reaches CloudWatch 0.5 s after the job
+    # ended: the drain must wait longer than that to see it
+    kwargs.setdefault("settings", Settings.fast(drain_grace=LATE_INGESTION + 0.2))
     return Runner(config, **kwargs)
 
 
@@ -335,7 +344,7 @@ async def test_successful_job_reports_its_outputs_and_every_log_line_once(
         job = await runner.submit(
             "prep",
             "processing",
-            request(None, count=2, duration="1.5", log_lines="6", exit_message="rows=1200"),
+            request(None, count=2, duration="1", log_lines="6", exit_message="rows=1200"),
         )
         result = await job.wait()
     assert result.outcome is Outcome.SUCCEEDED
@@ -351,7 +360,8 @@ async def test_successful_job_reports_its_outputs_and_every_log_line_once(
     assert {line.instance for line in lines} == {"algo-1", "algo-2"}
     for n in (1, 2):
         assert sorted(
-            int(line.message.split(" ")[2].split("/")[0]) for line in lines
+            int(line.message.split(" ")[2].split("/")[0])
+            for line in lines
             if line.instance == f"algo-{n}"
         ) == list(range(1, 7))
 
@@ -370,9 +380,13 @@ async def test_failed_job_shows_reason_and_exit_message(emulator: Emulator) -> N
     )
 
 
+def long_request() -> dict[str, Any]:
+    return request(None, duration="60", stop_delay="0.2")
+
+
 async def test_job_stop_ends_as_stopped_by_us(emulator: Emulator) -> None:
     async with local_runner(emulator) as runner:
-        job = await runner.submit("long", "processing", request(None, duration="60"))
+        job = await runner.submit("long", "processing", long_request())
         async for event in job.events():
             if isinstance(event, StatusChanged):
                 break
@@ -385,7 +399,7 @@ async def test_job_stop_ends_as_stopped_by_us(emulator: Emulator) -> None:
 
 async def test_stopped_by_someone_else_fails_the_step(emulator: Emulator) -> None:
     async with local_runner(emulator) as runner:
-        job = await runner.submit("victim", "processing", request(None, duration="60"))
+        job = await runner.submit("victim", "processing", long_request())
         async for event in job.events():
             if isinstance(event, StatusChanged):
                 break
@@ -399,7 +413,7 @@ async def test_stopped_by_someone_else_fails_the_step(emulator: Emulator) -> Non
 async def test_cancelling_the_runner_stops_the_job(emulator: Emulator) -> None:
     with anyio.move_on_after(30):
         async with local_runner(emulator) as runner:
-            job = await runner.submit("cancelled", "processing", request(None, duration="60"))
+            job = await runner.submit("cancelled", "processing", long_request())
             async for event in job.events():
                 if isinstance(event, StatusChanged):
                     break

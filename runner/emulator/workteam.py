@@ -63,7 +63,7 @@ def identity_of(members: list[Params]) -> Identity:
             )
         if cognito is not None:
             found.add(Identity("Cognito", cognito["UserPool"], cognito["ClientId"]))
-        else:
+        elif oidc is not None:
             if not oidc.get("Groups"):
                 raise ApiError(
                     "ValidationException", "OidcMemberDefinition must name at least one group."

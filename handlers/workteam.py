@@ -1,0 +1,77 @@
+"""Private workteams: everything special about them.
+
+A workteam has no lifecycle: CreateWorkteam makes it at once, so it has
+succeeded as soon as DescribeWorkteam shows it. That describe wraps the team
+in a ``Workteam`` member (``describe_member``); the engine and these
+functions see the team itself.
+
+A team is a standing resource that many labeling jobs and many runs share,
+so an existing team of the same name is used as it is (adopted) when it has
+the members asked for; one with other members is refused, with the
+difference spelled out, rather than silently labeling with other people.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from runner.job import JobError
+from runner.kind import Description, Kind, Phase, Request
+
+
+def phase(d: Description, state: Mapping[str, Any]) -> Phase:
+    return Phase.SUCCEEDED if d.get("WorkteamArn") else Phase.RUNNING
+
+
+def outputs(d: Description) -> dict[str, Any]:
+    return {"workteam_arn": d.get("WorkteamArn", "")}
+
+
+def details(d: Description) -> dict[str, Any]:
+    facts: dict[str, Any] = {"members": len(d.get("MemberDefinitions", []))}
+    if d.get("SubDomain"):
+        facts["labeling_portal"] = f"https://{d['SubDomain']}"
+    if d.get("WorkforceArn"):
+        facts["workforce_arn"] = d["WorkforceArn"]
+    return facts
+
+
+def _members(definitions: Any) -> list[str]:
+    # order-free and canonical, so that the same groups listed differently compare equal
+    return sorted(json.dumps(m, sort_keys=True) for m in definitions or [])
+
+
+def adopt(existing: Description, request: Request) -> bool:
+    """Use an existing team of this name when it has the members asked for."""
+    have, want = _members(existing.get("MemberDefinitions")), _members(
+        request.get("MemberDefinitions")
+    )
+    if have != want:
+        missing = [m for m in want if m not in have]
+        extra = [m for m in have if m not in want]
+        raise JobError(
+            f"workteam {existing.get('WorkteamName')} already exists with other members "
+            f"(missing: {', '.join(missing) or 'none'}; not asked for: "
+            f"{', '.join(extra) or 'none'}); update it or choose another name"
+        )
+    return True
+
+
+KIND = Kind(
+    name="workteam",
+    create="CreateWorkteam",
+    describe="DescribeWorkteam",
+    list_op="ListWorkteams",
+    name_field="WorkteamName",
+    status_field="",  # none: created synchronously; `phase` decides
+    describe_member="Workteam",
+    success=frozenset(),
+    failure=frozenset(),
+    phase_hook=phase,
+    outputs=outputs,
+    output_types={"workteam_arn": str},
+    details=details,
+    adopt=adopt,
+)
