@@ -56,12 +56,11 @@ def differences(
     defaults: Mapping[str, Any] | None = None,
 ) -> list[str]:
     """The members in which an existing resource differs from a create request."""
-    return [
-        member
-        for member in members
-        if normalized(request.get(member), defaults)
-        != normalized(description.get(member), defaults)
-    ]
+    def value(v: Any) -> Any:
+        v = normalized(v, defaults)
+        return None if v in (None, False, "", {}, []) else v
+
+    return [m for m in members if value(request.get(m)) != value(description.get(m))]
 
 
 def adopt(description: Description, request: Request) -> bool:

@@ -84,20 +84,22 @@ async def enrich(ctx: JobContext, d: Description) -> Description:
 
 
 def choose_tails(
-    children: Sequence[Mapping[str, Any]], followed: set[str], limit: int, *, final: bool
+    children: Sequence[Mapping[str, Any]], drained: set[str], limit: int, *, final: bool
 ) -> list[str]:
     """Which children's logs to follow now, from ListTrainingJobsForHyperParameterTuningJob
-    summaries (any order). Running children first, newest first; then children
-    that ended before they were ever followed (their lines are owed), oldest
-    first; then the most recently started of the rest, up to ``limit``. Once the
-    tuning job has ended every owed child is taken, however many."""
+    summaries (any order); ``drained`` are the children followed at some point
+    after they ended (the follower reads a dropped source to its end).
+
+    Running children first, newest first; then ended children not drained yet
+    (their lines are owed), oldest first; then the most recent of the rest; up
+    to ``limit``. Once the tuning job has ended, every owed child is taken."""
     newest = sorted(children, key=lambda c: (c["CreationTime"], c["TrainingJobName"]), reverse=True)
     running = [c["TrainingJobName"] for c in newest if c["TrainingJobStatus"] in RUNNING]
     ended = [c["TrainingJobName"] for c in newest if c["TrainingJobStatus"] not in RUNNING]
-    owed = [name for name in reversed(ended) if name not in followed]
-    rest = [name for name in ended if name in followed]
+    owed = [name for name in reversed(ended) if name not in drained]
+    rest = [name for name in ended if name in drained]
     if final:
-        return [*running, *owed, *rest][: max(limit, len(running) + len(owed))]
+        limit = max(limit, len(running) + len(owed))
     return [*running, *owed, *rest][:limit]
 
 
@@ -134,11 +136,13 @@ async def log_sources(ctx: JobContext, d: Description) -> list[LogSource]:
                         f"training job {child['TrainingJobName']} started",
                         child=child["TrainingJobName"],
                     )
-            followed: set[str] = state.setdefault("followed", set())
-            state["tails"] = choose_tails(
-                children, followed, ctx.settings.tuning_log_tails, final=final
-            )
-            followed.update(state["tails"])
+            drained: set[str] = state.setdefault("drained", set())
+            tails = choose_tails(children, drained, ctx.settings.tuning_log_tails, final=final)
+            ended = {
+                c["TrainingJobName"] for c in children if c["TrainingJobStatus"] not in RUNNING
+            }
+            drained.update(ended.intersection(tails))
+            state["tails"] = tails
     return [
         LogSource(TRAINING_LOG_GROUP, f"{child}/", label=child) for child in state.get("tails", [])
     ]

@@ -38,23 +38,31 @@ def details(d: Description) -> dict[str, Any]:
     return facts
 
 
-def _members(definitions: Any) -> list[str]:
-    # order-free and canonical, so that the same groups listed differently compare equal
-    return sorted(json.dumps(m, sort_keys=True) for m in definitions or [])
+def _members(definitions: Any) -> dict[str, str]:
+    """Each member definition, canonical (so that order doesn't matter), with how to show it."""
+    members: dict[str, str] = {}
+    for member in definitions or []:
+        cognito = member.get("CognitoMemberDefinition")
+        if cognito:
+            label = f"Cognito group {cognito.get('UserGroup')} of {cognito.get('UserPool')}"
+        else:
+            groups = (member.get("OidcMemberDefinition") or {}).get("Groups", [])
+            label = f"OIDC groups {', '.join(groups)}"
+        members[json.dumps(member, sort_keys=True)] = label
+    return members
 
 
 def adopt(existing: Description, request: Request) -> bool:
     """Use an existing team of this name when it has the members asked for."""
-    have, want = _members(existing.get("MemberDefinitions")), _members(
-        request.get("MemberDefinitions")
-    )
-    if have != want:
-        missing = [m for m in want if m not in have]
-        extra = [m for m in have if m not in want]
+    have = _members(existing.get("MemberDefinitions"))
+    want = _members(request.get("MemberDefinitions"))
+    if have.keys() != want.keys():
+        missing = [label for key, label in want.items() if key not in have]
+        extra = [label for key, label in have.items() if key not in want]
         raise JobError(
             f"workteam {existing.get('WorkteamName')} already exists with other members "
-            f"(missing: {', '.join(missing) or 'none'}; not asked for: "
-            f"{', '.join(extra) or 'none'}); update it or choose another name"
+            f"(missing: {'; '.join(missing) or 'none'}; not asked for: "
+            f"{'; '.join(extra) or 'none'}); update it or choose another name"
         )
     return True
 

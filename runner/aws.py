@@ -81,8 +81,8 @@ class AwsConfig:
     max_pool_connections: int = 100
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
-    # botocore's own retries, inside ours; ours never give up on throttling
-    botocore_max_attempts: int = 3
+    # botocore retries nothing: one retry layer (ours), which never gives up on throttling
+    botocore_max_attempts: int = 1
     retry_base: float = 0.2
     retry_cap: float = 20.0
 

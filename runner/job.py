@@ -37,6 +37,10 @@ class JobError(Exception):
     """A job could not be started or attached (the message says why)."""
 
 
+class Unseen(Exception):
+    """The job's state could not be read before the Unknown deadline."""
+
+
 @dataclass
 class JobResult:
     key: str
@@ -222,6 +226,8 @@ class Job:
                 result = await self._after_cancel()
                 self._finish(result)
             raise
+        except Unseen as error:
+            result = self._result(None, Outcome.UNKNOWN, reason=str(error))
         except JobError as error:
             result = self._result(None, Outcome.FAILED, reason=str(error))
         except ClientError as error:
@@ -240,11 +246,17 @@ class Job:
         description = await self._attach_or_create()
         terminal = anyio.Event()
         follower = self._follower(self.kind.default_log_sources(self.name))
+        failure: Exception | None = None
         async with anyio.create_task_group() as tg:
             tg.start_soon(follower.run, terminal)
-            description = await self._watch(description, follower)
+            try:
+                description = await self._watch(description, follower)
+            except Exception as error:  # re-raised below, outside the task group
+                failure = error
             terminal.set()
             tg.cancel_scope.deadline = anyio.current_time() + self._settings.drain_limit
+        if failure is not None:
+            raise failure
         return self._final_result(await self._enrich(description))
 
     def _follower(self, sources: list[LogSource]) -> LogFollower:
@@ -393,10 +405,28 @@ class Job:
             with anyio.move_on_after(delay):
                 await self._wake.wait()
             self._wake = anyio.Event()
-            fresh = await self._describe()
+            fresh = await self._describe_until(self._clock() + s.unknown_after)
             if fresh is None:
                 raise JobError(f"{self.name} disappeared (its describe says not found)")
             description = fresh
+
+    async def _describe_until(self, deadline: float) -> Description | None:
+        """Describe, retrying every failure until ``deadline``: a job we can't see
+        is neither failed nor succeeded, so past the deadline it is Unknown."""
+        attempt = 0
+        while True:
+            remaining = deadline - self._clock()
+            if remaining <= 0:
+                raise Unseen(f"no describe of {self.name} succeeded for "
+                             f"{self._settings.unknown_after:.0f}s")
+            with anyio.move_on_after(remaining):
+                try:
+                    return await self._describe()
+                except ClientError as error:
+                    self.publish(Notice(self.key, "warning", f"describe failed: {error}",
+                                        time=self._clock()))
+            attempt += 1
+            await anyio.sleep(min(remaining, self._settings.poll_min * min(attempt, 10)))
 
     async def _enrich(self, description: Description) -> Description:
         if self.kind.enrich is None:

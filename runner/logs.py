@@ -220,6 +220,8 @@ class LogFollower:
                     "without it job-1 would also follow job-10"
                 )
         current = list(dict.fromkeys(sources))
+        if current == self._sources:
+            return  # asked on every status poll: an unchanged set costs no discovery
         kept = set(current)
         left = [s for s in (*self._retiring, *self._sources) if s not in kept]
         self._retiring = list(dict.fromkeys(left))

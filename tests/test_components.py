@@ -221,7 +221,7 @@ async def test_sigterm_stops_the_training_job(emulator: Emulator) -> None:
     async with anyio.create_task_group() as tg:
         tg.start_soon(step)
         with anyio.fail_after(5):
-            while emulator.count("DescribeTrainingJob") == 0:
+            while emulator.count("DescribeTrainingJob") == 0:  # noqa: ASYNC110 (no event to wait on)
                 await anyio.sleep(0.02)
         os.kill(os.getpid(), signal.SIGTERM)
     assert codes == [143]
@@ -285,7 +285,8 @@ def test_without_spot_the_spot_fields_are_left_out() -> None:
         ("K-Means", "us-west-2", "174872318107.dkr.ecr.us-west-2.amazonaws.com/kmeans:1"),
         (" linear learner ", "eu-west-1",
          "438346466558.dkr.ecr.eu-west-1.amazonaws.com/linear-learner:1"),
-        ("XGBoost", "us-east-1", "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"),
+        ("XGBoost", "us-east-1",
+         "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"),
         ("xgboost:1.5-1", "us-east-1",
          "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.5-1"),
         ("Image Classification", "us-east-1",

@@ -126,15 +126,23 @@ async def test_lifecycle_and_counters_follow_the_clock(
         described = await described_at(sagemaker, fake_clock, at)
         seen.append((described["LabelingJobStatus"], described["LabelCounters"]))
         counters = described["LabelCounters"]
-        assert sum(
-            counters[k] for k in ("TotalLabeled", "FailedNonRetryableError", "Unlabeled")
-        ) == 200, at
+        assert (
+            sum(counters[k] for k in ("TotalLabeled", "FailedNonRetryableError", "Unlabeled"))
+            == 200
+        ), at
         assert counters["TotalLabeled"] == counters["HumanLabeled"] + counters["MachineLabeled"]
         if described["LabelingJobStatus"] != "Completed":
             assert "LabelingJobOutput" not in described, at
     assert [status for status, _ in seen] == [
-        "Initializing", "Initializing", "InProgress", "InProgress", "InProgress",
-        "InProgress", "InProgress", "Completed", "Completed",
+        "Initializing",
+        "Initializing",
+        "InProgress",
+        "InProgress",
+        "InProgress",
+        "InProgress",
+        "InProgress",
+        "Completed",
+        "Completed",
     ]
     labeled = [c["TotalLabeled"] for _, c in seen]
     assert labeled == sorted(labeled) and labeled[0] == 0 and 0 < labeled[3] < labeled[5]
@@ -227,9 +235,7 @@ async def test_stop_moves_through_stopping_to_stopped_and_freezes_the_counters(
 async def test_private_workteam_must_exist(fake_emulator: Emulator, aws_client: Any) -> None:
     sagemaker = await aws_client("sagemaker", fake_emulator)
     missing = PRIVATE_TEAM + "nobody"
-    code, message = await error_of(
-        sagemaker.create_labeling_job, **labeling_request(team=missing)
-    )
+    code, message = await error_of(sagemaker.create_labeling_job, **labeling_request(team=missing))
     assert code == "ValidationException"
     assert f"Workteam '{missing}' does not exist" in message
     code, _ = await error_of(sagemaker.describe_labeling_job, LabelingJobName="job-1")
@@ -268,8 +274,10 @@ async def test_every_log_line_is_written_once_and_the_last_one_late(
         "job-1/active-learning",
         "job-1/human-annotation",
     ]
-    assert all(len(fake_emulator.logs.events(GROUP, s)) == 7 for s in
-               fake_emulator.logs.stream_names(GROUP))
+    assert all(
+        len(fake_emulator.logs.events(GROUP, s)) == 7
+        for s in fake_emulator.logs.stream_names(GROUP)
+    )
     await described_at(sagemaker, fake_clock, 6.5)
     for stream in ("job-1/human-annotation", "job-1/active-learning"):
         events = fake_emulator.logs.events(GROUP, stream)
@@ -388,7 +396,10 @@ async def test_failed_labeling_job_reports_its_reason(emulator: Emulator) -> Non
             "bad",
             "labeling",
             labeling_request(
-                None, duration="0.5", log_lines="1", outcome="Failed",
+                None,
+                duration="0.5",
+                log_lines="1",
+                outcome="Failed",
                 failure_reason="ClientError: the input manifest is empty",
             ),
         )
@@ -458,8 +469,9 @@ async def test_stopped_by_someone_else_fails_the_step(emulator: Emulator) -> Non
 
 async def test_every_log_line_reaches_the_step_once(emulator: Emulator) -> None:
     lines: list[LogLine] = []
-    async with local_runner(emulator, sinks=[lambda e: lines.append(e) if isinstance(e, LogLine)
-                                              else None]) as runner:
+    async with local_runner(
+        emulator, sinks=[lambda e: lines.append(e) if isinstance(e, LogLine) else None]
+    ) as runner:
         job = await runner.submit(
             "logged", "labeling", labeling_request(None, auto=True, duration="1", log_lines="5")
         )

@@ -121,7 +121,7 @@ async def test_failing_job_reports_its_reason(emulator: Emulator) -> None:
 
 async def test_job_stop_ends_as_stopped_by_us(emulator: Emulator) -> None:
     async with local_runner(emulator) as runner:
-        job = await runner.submit("long", "training", training_request(duration=60))
+        job = await runner.submit("long", "training", training_request(duration=20))
         async for event in job.events():
             if isinstance(event, StatusChanged) and event.secondary == "Downloading":
                 break

@@ -261,9 +261,9 @@ class LabelingJob:
             "LabelCounters": self.counters(now).to_api(),
             "WorkteamArn": task["WorkteamArn"],
             "PreHumanTaskLambdaArn": task.get("PreHumanTaskLambdaArn"),
-            "AnnotationConsolidationLambdaArn": task.get(
-                "AnnotationConsolidationConfig", {}
-            ).get("AnnotationConsolidationLambdaArn"),
+            "AnnotationConsolidationLambdaArn": task.get("AnnotationConsolidationConfig", {}).get(
+                "AnnotationConsolidationLambdaArn"
+            ),
             "InputConfig": self.request["InputConfig"],
             "LabelingJobOutput": self.output(now),
         }

@@ -151,9 +151,7 @@ class Workteams:
         name = params["WorkteamName"]
         existing = self.teams.get(name.lower())
         if existing is not None:
-            raise ApiError(
-                "ResourceInUse", f"Workteam {name} already exists ({existing.arn})."
-            )
+            raise ApiError("ResourceInUse", f"Workteam {name} already exists ({existing.arn}).")
         workforce = params.get("WorkforceName", DEFAULT_WORKFORCE)
         identity = self._check_identity(workforce, params["MemberDefinitions"])
         team = Workteam(self.sagemaker, params, self.sagemaker.now, self._sub_domain(workforce))
