@@ -52,8 +52,9 @@ async def test_throttling_and_5xx_never_change_an_outcome_or_a_line(emulator: Em
     # one resource per job even though creates were throttled and retried
     assert emulator.count("CreateTrainingJob") >= len(jobs)
     assert len(emulator.sagemaker.kinds["training"].jobs) == len(jobs)  # type: ignore[attr-defined]
-    print("fault figures:", dict(faulted), stats["aws"],
-          {f: (s.acquired, s.throttled, round(s.wait_seconds, 1)) for f, s in stats["budgets"].items()})
+    budgets = {f: (b.acquired, b.throttled, round(b.wait_seconds, 1))
+               for f, b in stats["budgets"].items()}
+    print("fault figures:", dict(faulted), stats["aws"], budgets)
 
 
 async def test_a_job_that_cannot_be_seen_ends_unknown(emulator: Emulator) -> None:
