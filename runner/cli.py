@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from runner.aws import AwsConfig
-from runner.console import Console
+from runner.console import Console, redact_text
 from runner.settings import OnCancel, Settings
 
 if TYPE_CHECKING:
@@ -165,7 +165,7 @@ async def run_command(args: argparse.Namespace, settings: Settings | None = None
         if args.tags:
             manifest = with_tags(manifest, parse_tags(args.tags))
     except (ManifestError, ValueError) as error:
-        print(f"smrun: invalid manifest\n{error}", file=sys.stderr)
+        print(f"smrun: invalid manifest\n{redact_text(str(error))}", file=sys.stderr)
         return EXIT_BAD_INPUT
     console = Console(fmt=args.log_format)
     overrides: dict[str, Any] = {"on_cancel": OnCancel(args.on_cancel)}
@@ -259,7 +259,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             manifest = _load(args)
         except ManifestError as error:
-            print(f"smrun: invalid manifest\n{error}", file=sys.stderr)
+            print(f"smrun: invalid manifest\n{redact_text(str(error))}", file=sys.stderr)
             return EXIT_BAD_INPUT
         print(f"{args.manifest or manifest.source}: {len(manifest.jobs)} jobs, valid")
         return EXIT_OK

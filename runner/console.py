@@ -27,10 +27,23 @@ _SECRET_KEY = re.compile(
 _SECRET_VALUE = re.compile(
     r"((?:A3T[A-Z0-9]|AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA)[A-Z0-9]{16})"  # access key ids
     # secret access keys: 40 base64 characters of mixed case (so hex digests are kept)
-    r"|(?<![A-Za-z0-9/+=])(?=[A-Za-z0-9/+=]{0,39}[A-Z])(?=[A-Za-z0-9/+=]{0,39}[a-z])"
+    r"|(?<![A-Za-z0-9/+])(?=[A-Za-z0-9/+=]{0,39}[A-Z])(?=[A-Za-z0-9/+=]{0,39}[a-z])"
     r"[A-Za-z0-9/+=]{40}(?![A-Za-z0-9/+=])"
     r"|(?:FwoGZXIvYXdzE|IQoJb3JpZ2luX2Vj)[A-Za-z0-9/+=]{20,}"  # session tokens
 )
+
+
+# "parameter Environment.DB_PASSWORD, value: hunter2, type: ..." (validation messages)
+_SECRET_IN_MESSAGE = re.compile(
+    r"(?P<head>[\w.\-\[\]]*" + _SECRET_KEY.pattern + r"[\w.\-\[\]]*'?,? value: )"
+    r"(?P<value>.*?)(?=, type: |$)",
+    re.IGNORECASE | re.MULTILINE,
+)
+
+
+def redact_text(text: str) -> str:
+    text = _SECRET_IN_MESSAGE.sub(lambda m: m.group("head") + REDACTED, text)
+    return _SECRET_VALUE.sub(REDACTED, text)
 
 
 def redact(value: Any, key: str = "") -> Any:
@@ -41,7 +54,7 @@ def redact(value: Any, key: str = "") -> Any:
     if isinstance(value, list | tuple):
         return [redact(v, key) for v in value]
     if isinstance(value, str):
-        return _SECRET_VALUE.sub(REDACTED, value)
+        return redact_text(value)
     return value
 
 

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from runner.console import redact
 from runner.events import Event, Finished, StatusChanged, Submitted
 
 SCHEMA = """
@@ -111,7 +112,7 @@ class Journal:
                 name=result.name,
                 status=result.status,
                 outcome=result.outcome.value,
-                result=json.dumps(result.to_dict(), default=str),
+                result=json.dumps(redact(result.to_dict()), default=str),
             )
 
     # --- reading ------------------------------------------------------------

@@ -116,7 +116,10 @@ async def test_an_endpoint_config_needs_its_models_and_a_new_name(
     assert [c["EndpointConfigName"] for c in listed["EndpointConfigs"]] == ["c1"]
 
     await sagemaker.delete_endpoint_config(EndpointConfigName="c1")
-    missing = ("ValidationException", f'Could not find endpoint configuration "{ARN}endpoint-config/c1".')
+    missing = (
+        "ValidationException",
+        f'Could not find endpoint configuration "{ARN}endpoint-config/c1".',
+    )
     assert await error_of(sagemaker.describe_endpoint_config, EndpointConfigName="c1") == missing
     assert await error_of(sagemaker.delete_endpoint_config, EndpointConfigName="c1") == missing
 
@@ -196,9 +199,13 @@ async def test_creating_an_endpoint_needs_its_config_its_models_and_a_new_name(
     fake_emulator: Emulator, aws_client: Any
 ) -> None:
     sagemaker = await aws_client("sagemaker", fake_emulator)
-    assert await error_of(
+    code, message = await error_of(
         sagemaker.create_endpoint, EndpointName="ep", EndpointConfigName="c1"
-    ) == ("ValidationException", f'Could not find endpoint configuration "{ARN}endpoint-config/c1".')
+    )
+    assert (code, message) == (
+        "ValidationException",
+        f'Could not find endpoint configuration "{ARN}endpoint-config/c1".',
+    )
     await stack(sagemaker)
     await sagemaker.delete_model(ModelName="m-2")
     assert await error_of(
@@ -329,9 +336,14 @@ async def emulated(emulator: Emulator, operation: str, **params: Any) -> Any:
 
 
 async def in_service(emulator: Emulator, name: str, config: str) -> None:
-    """An endpoint that existed before the run, InService at the next request."""
+    """An endpoint that existed before the run, InService before it starts."""
     await emulated(emulator, "CreateEndpoint", EndpointName=name, EndpointConfigName=config,
                    Tags=tags(duration="0.01", log_lines="2"))
+    endpoints = emulator.sagemaker.kinds["endpoint"]
+    assert isinstance(endpoints, Endpoints)
+    while endpoints.endpoints[name].status != "InService":
+        await anyio.sleep(0.01)
+        emulator.advance()
 
 
 async def emulated_stack(emulator: Emulator, **c2_behaviour: str) -> None:
@@ -354,13 +366,13 @@ async def test_an_endpoint_with_two_variants_streams_every_line_once(emulator: E
     await emulated(emulator, "CreateModel", **model_request("m-2", image="other:2"))
     await emulated(emulator, "CreateEndpointConfig",
                    **config_request("two", {"blue": ("m-1", 2), "green": ("m-2", 1)}))
-    lines: list[LogLine] = []
-    async with local_runner(emulator, sinks=[lambda e: lines.append(e)
-                                             if isinstance(e, LogLine) else None]) as runner:
+    events: list[object] = []
+    async with local_runner(emulator, sinks=[events.append]) as runner:
         job = await runner.submit(
             "serve", "endpoint", endpoint_request("two", duration="1", log_lines="4")
         )
         result = await job.wait()
+    lines = [e for e in events if isinstance(e, LogLine)]
     assert result.outcome is Outcome.SUCCEEDED, result.failure_reason
     assert result.status == "InService"
     assert result.outputs == {"endpoint_name": result.name}
@@ -491,7 +503,10 @@ async def test_cancelling_with_delete_endpoints_deletes_the_endpoint_it_created(
     settings = Settings.fast(drain_grace=0.2, on_cancel=OnCancel.DELETE_ENDPOINTS)
     with anyio.move_on_after(30):
         async with local_runner(emulator, settings=settings) as runner:
-            job = await runner.submit("serve", "endpoint", endpoint_request("c1", duration="1"))
+            # no logs: nothing to drain before the deletion is tried
+            job = await runner.submit(
+                "serve", "endpoint", endpoint_request("c1", duration="1.5", log_lines="0")
+            )
             await cancel_once_in(runner, job, "Creating")
     result = job.result
     assert result is not None and result.outcome is Outcome.DETACHED
@@ -550,7 +565,8 @@ jobs:
     )
     assert "job 'model': options: kind 'model' has no option 'update' (options: none)" in errors
     assert "job 'listed': options: must be a mapping of option names to values" in errors
-    manifest = load_manifest(text.split("  - name: model")[0].replace('"yes", upgrade: true', "true"))
+    fixed = text.split("  - name: model")[0].replace('"yes", upgrade: true', "true")
+    manifest = load_manifest(fixed)
     assert manifest.jobs["ep"].options == {"update": True}
 
 

@@ -145,7 +145,8 @@ async def test_creating_a_model_succeeds_at_once(emulator: Emulator) -> None:
     async with local_runner(emulator, sinks=[events.append]) as runner:
         result = await (await runner.submit("model", "model", model_request(None))).wait()
     assert result.outcome is Outcome.SUCCEEDED
-    assert result.outputs["model_name"] == result.name and result.name.startswith("model-")
+    assert result.name is not None and result.name.startswith("model-")
+    assert result.outputs["model_name"] == result.name
     assert result.details == {"images": [IMAGE]}
     assert not result.attached
     assert not [e for e in events if isinstance(e, StatusChanged)]  # a model has no status
