@@ -71,7 +71,7 @@ KIND = Kind(
     name="workteam",
     create="CreateWorkteam",
     describe="DescribeWorkteam",
-    list_op="ListWorkteams",
+    # no list_op: ListWorkteams has no status and no LastModifiedTimeAfter to watch with
     name_field="WorkteamName",
     status_field="",  # none: created synchronously; `phase` decides
     describe_member="Workteam",

@@ -45,6 +45,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "COMMON_INPUTS",
+    "EXIT_BAD_INPUT",
+    "EXIT_FAILED",
+    "EXIT_OK",
+    "REQUIRED",
     "SPOT_INPUTS",
     "Args",
     "ArgumentError",
@@ -56,8 +60,11 @@ __all__ = [
     "discover_components",
     "job_name_for",
     "markdown_summary",
+    "non_empty",
+    "parse_tags",
     "run_component",
     "spot_fields",
+    "with_tags",
 ]
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -528,7 +535,3 @@ async def run_component(
             write_output_file(path, outputs.get(name, ""))
     return ComponentRun(EXIT_OK, result, outputs)
 
-
-__all__ += [
-    "EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_OK", "REQUIRED", "non_empty", "parse_tags", "with_tags",
-]

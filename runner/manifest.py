@@ -378,7 +378,13 @@ def _job_label(data: Any, path: YamlPath) -> str | None:
 def _field(path: YamlPath) -> str:
     text = ""
     for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+        if isinstance(part, int):
+            text += f"[{part}]"
+            continue
+        name = str(part)
+        if not name.isprintable() or not name:
+            name = repr(name)  # a message is one line, whatever the key holds
+        text += f".{name}" if text else name
     return text
 
 
@@ -386,7 +392,10 @@ def _parse_yaml(
     text: str, source: str
 ) -> tuple[Any, dict[YamlPath, int], list[tuple[YamlPath, int, int]]]:
     """The document, the line of every key and list item, and the duplicate keys."""
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)
+    except yaml.YAMLError as exc:  # the reader rejects control characters up front
+        raise ManifestError([f"{source}: malformed YAML: {exc}"]) from None
     lines: dict[YamlPath, int] = {}
     duplicates: list[tuple[YamlPath, int, int]] = []
     try:

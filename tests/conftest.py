@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -75,3 +79,34 @@ async def aws_client(aio_session: AioSession) -> AsyncIterator[ClientFactory]:
             )
 
         yield make
+
+
+SMRUN = [sys.executable, "-m", "runner.cli"]
+ENV = {
+    **os.environ,
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "PYTHONUNBUFFERED": "1",
+}
+
+
+@pytest.fixture
+def emulator_url() -> Iterator[str]:
+    """An emulator in its own process (so killing a runner leaves it up); its URL."""
+    proc = subprocess.Popen(
+        [*SMRUN, "emulator", "--port", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:"), url
+        yield url
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=10)
+
+

@@ -8,47 +8,18 @@ SageMaker (the emulator) running, as in production.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
-SMRUN = [sys.executable, "-m", "runner.cli"]
-ENV = {
-    **os.environ,
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "PYTHONUNBUFFERED": "1",
-}
-
-
-@pytest.fixture
-def emulator_url() -> Iterator[str]:
-    proc = subprocess.Popen(
-        [*SMRUN, "emulator", "--port", "0"],
-        stdout=subprocess.PIPE,
-        text=True,
-        env=ENV,
-    )
-    try:
-        assert proc.stdout is not None
-        url = proc.stdout.readline().strip()
-        assert url.startswith("http://127.0.0.1:"), url
-        yield url
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=10)
+from tests.conftest import ENV, SMRUN
 
 
 def admin(url: str, path: str) -> Any:

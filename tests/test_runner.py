@@ -58,7 +58,7 @@ def local_runner(emulator: Emulator, **kwargs: Any) -> Runner:
         logs_endpoint_url=emulator.url,
         static_credentials=("testing", "testing"),
     )
-    kwargs.setdefault("settings", Settings.fast(drain_grace=0.2))
+    kwargs.setdefault("settings", Settings.fast())
     return Runner(config, **kwargs)
 
 
