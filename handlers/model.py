@@ -89,6 +89,7 @@ KIND = Kind(
     describe="DescribeModel",
     list_op="ListModels",
     name_field="ModelName",
+    role_field="ExecutionRoleArn",
     status_field="",
     success=frozenset(),
     failure=frozenset(),

@@ -8,7 +8,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from handlers.model import KIND, adopt
-from runner import Outcome, StatusChanged, Submitted
+from runner import Outcome, StatusChanged, Submitted, load_manifest
 from runner.emulator import Emulator, FakeClock
 from runner.emulator.model import Models
 from runner.job import JobError
@@ -130,6 +130,14 @@ def test_an_identical_model_is_adopted_and_a_different_one_named() -> None:
         adopt(stored, model_request(image="other:2"))
     with pytest.raises(JobError, match="EnableNetworkIsolation"):
         adopt(stored, model_request(EnableNetworkIsolation=True))
+
+
+def test_the_manifest_role_is_the_models_execution_role() -> None:
+    manifest = load_manifest(
+        f"defaults: {{role: {ROLE}}}\n"
+        "jobs: [{name: m, kind: model, request: {PrimaryContainer: {Image: img}}}]\n"
+    )
+    assert manifest.jobs["m"].request["ExecutionRoleArn"] == ROLE
 
 
 def test_a_model_is_done_as_soon_as_it_describes() -> None:

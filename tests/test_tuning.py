@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import re
+import time
 from collections import Counter
 from typing import Any
 
@@ -16,7 +17,10 @@ from handlers.tuning import choose_tails
 from runner import AwsConfig, LogLine, Outcome, Runner, Settings, StatusChanged
 from runner.budget import Budgets
 from runner.emulator import Emulator, FakeClock
+from runner.emulator.logs import LogsService, LogStore
 from runner.emulator.tuning import TuningJobs
+from runner.kind import LogSource
+from runner.logs import LogFollower
 
 ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/algo:1"
@@ -441,6 +445,61 @@ def test_choose_tails_prefers_running_then_owed_then_recent() -> None:
         "c2",
         "c1",
     ]
+
+
+async def test_a_log_source_that_leaves_is_drained_then_rests_and_resumes_without_repeats() -> None:
+    store = LogStore(region="us-east-1", account="123456789012", clock=time.time)
+    service = LogsService(store)
+    reads: Counter[str] = Counter()
+
+    async def call(_service: str, operation: str, /, **params: Any) -> Any:
+        if operation == "GetLogEvents":
+            reads[params["logStreamName"]] += 1
+        return service.operations[operation](params)
+
+    group = "/aws/sagemaker/TrainingJobs"
+    a, b = "tune-001-aaaaaaaa/algo-1-1700000000", "tune-002-bbbbbbbb/algo-1-1700000000"
+    source_a = LogSource(group, "tune-001-aaaaaaaa/", "001")
+    source_b = LogSource(group, "tune-002-bbbbbbbb/", "002")
+    store.put(group, a, [(1, "a1"), (2, "a2")])
+    store.put(group, b, [(1, "b1")])
+    lines: list[LogLine] = []
+    follower = LogFollower(
+        call=call,
+        job="tune",
+        sources=[source_a],
+        publish=lines.append,
+        poll_interval=0.01,
+        idle_max=0.05,
+        discover_interval=0.02,
+        drain_grace=0.1,
+    )
+
+    async def until(condition: Any) -> None:
+        with anyio.fail_after(5):
+            while not condition():  # noqa: ASYNC110
+                await anyio.sleep(0.005)
+
+    def messages() -> list[str]:
+        return [line.message for line in lines]
+
+    terminal = anyio.Event()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(follower.run, terminal)
+        await until(lambda: messages() == ["a1", "a2"])
+        follower.set_sources([source_b])
+        store.put(group, a, [(3, "a3")])  # written after its source left: still read
+        await until(lambda: {"a3", "b1"} <= set(messages()))
+        await anyio.sleep(0.3)  # past the grace: a's stream rests
+        rested_reads = reads[a]
+        store.put(group, a, [(4, "a4")])
+        await anyio.sleep(0.2)
+        assert reads[a] == rested_reads and "a4" not in messages()
+        follower.set_sources([source_a, source_b])  # back: resumes where it stopped
+        await until(lambda: "a4" in messages())
+        terminal.set()
+    assert sorted(messages()) == ["a1", "a2", "a3", "a4", "b1"]
+    assert {line.instance for line in lines} == {"001:algo-1", "002:algo-1"}
 
 
 # -- the engine ---------------------------------------------------------------

@@ -263,8 +263,10 @@ class TuningJob:
         self.durations = durations or [DEFAULT_CHILD_DURATION]
         default_outcome = tags.choice("outcome", "Completed", CHILD_OUTCOMES)
         self.outcomes = _tag_list(tags, "child-outcome", _outcome) or [default_outcome]
-        for name in ("log-lines", "stop-delay", "stream-delay"):
-            tags.number(name, 0.0)  # refuse a bad value now, not when a child starts
+        # refuse a bad value now, not when a child starts
+        tags.integer("log-lines", 0)
+        tags.number("stop-delay", 0.0)
+        tags.number("stream-delay", 0.0)
         self.inherited = [
             {"Key": f"{BEHAVIOUR_TAG_PREFIX}{name}", "Value": tags.values[name]}
             for name in INHERITED_TAGS
