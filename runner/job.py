@@ -178,6 +178,7 @@ class Job:
         self._wake = anyio.Event()
         self._stop_asked = False  # Job.stop() or cancellation
         self._stop_sent = False
+        self._create_sent = False
         self._timed_out = False
         self._events = bus.subscribe(lambda e: e.job == key)
         self._context = JobContext(
@@ -308,6 +309,9 @@ class Job:
             request = self._request
             if self.kind.taggable:
                 request = with_our_tags(request, self.run_id, self.key, digest)
+            # from here a cancellation may leave a resource that exists without
+            # our knowing it: the cleanup then looks for it before giving up
+            self._create_sent = True
             try:
                 if self.kind.create_hook is not None:
                     await self.kind.create_hook(self._context, request)
@@ -447,6 +451,12 @@ class Job:
     async def _after_cancel(self) -> JobResult:
         """Shielded cleanup after cancellation: stop (or detach), wait, drain logs."""
         description = await self._describe_quietly()
+        if description is None and self._create_sent:
+            # the create was in flight: SageMaker may still be creating it
+            with anyio.move_on_after(self._settings.create_settle):
+                while description is None:
+                    await anyio.sleep(self._settings.poll_min)
+                    description = await self._describe_quietly()
         if description is None:
             return self._result(None, Outcome.NOT_STARTED, reason="cancelled before creation")
         if self.kind.phase(description, self._context.state) is not Phase.RUNNING:

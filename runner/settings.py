@@ -22,6 +22,8 @@ class Settings:
     drain_grace: float = 5.0  # keep draining logs this long after the terminal status
     drain_limit: float = 60.0  # never drain longer (an endpoint's streams never end)
     stop_grace: float = 120.0  # after cancellation, wait this long for Stopped
+    # after a cancelled create call, look this long for the resource it may have made
+    create_settle: float = 30.0
     unknown_after: float = 900.0  # report Unknown when no describe succeeds for this long
     on_cancel: OnCancel = OnCancel.STOP
     tuning_log_tails: int = 10  # children of a tuning job whose logs are followed at once
@@ -39,5 +41,6 @@ class Settings:
             drain_limit=5.0,
             stop_grace=10.0,
             unknown_after=30.0,
+            create_settle=5.0,
         )
         return cls(**{**base.__dict__, **overrides})

@@ -218,3 +218,21 @@ async def test_finished_event_carries_the_result(emulator: Emulator) -> None:
         job = await runner.submit("f", "training", training_request(duration=0.5, lines=2))
         finished = [e async for e in job.events() if isinstance(e, Finished)]
     assert len(finished) == 1 and finished[0].result.ok
+
+
+async def test_cancellation_during_create_still_finds_and_stops_the_job(
+    emulator: Emulator,
+) -> None:
+    from runner.emulator import FaultConfig
+
+    # the create reaches SageMaker, which answers only after the runner gave up on it
+    emulator.faults = FaultConfig(latency=1.0, operations=frozenset({"CreateTrainingJob"}))
+    async with local_runner(emulator) as runner:
+        job = await runner.submit("racy", "training", training_request(duration=60))
+        while emulator.count("CreateTrainingJob") == 0:
+            await anyio.sleep(0.01)
+        runner._require()[1].cancel_scope.cancel()
+    assert job.result is not None
+    assert job.result.outcome is Outcome.STOPPED_BY_US
+    assert emulator.count("StopTrainingJob") == 1
+    assert len(emulator.sagemaker.kinds["training"].jobs) == 1  # type: ignore[attr-defined]
