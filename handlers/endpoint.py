@@ -41,6 +41,17 @@ from botocore.exceptions import ClientError
 
 from handlers.model import differences, settled
 from runner.aws import error_code
+from runner.component import (
+    REQUIRED,
+    Args,
+    ArgumentError,
+    Component,
+    ComponentJob,
+    Input,
+    InputType,
+    Output,
+    non_empty,
+)
 from runner.job import JobContext, JobError, is_not_found
 from runner.kind import Description, Kind, LogSource, Phase, Request
 from runner.settings import OnCancel
@@ -315,6 +326,110 @@ KIND = Kind(
     output_types={"endpoint_name": str},
     details=details,
     option_types={"update": bool, "keep_replaced_config": bool},
+    extra_operations=(
+        "UpdateEndpoint", "DescribeEndpointConfig", "DeleteEndpointConfig", "DeleteEndpoint",
+    ),
 )
 
 KINDS = (CONFIG_KIND,)
+
+
+# ---------------------------------------------------------------------------
+# the KFP v1 "deploy" component: an endpoint config, then the endpoint
+
+VARIANTS = (1, 2, 3)  # v1's fixed variant slots
+ACCELERATORS = ("ml.eia1.medium", "ml.eia1.large", "ml.eia1.xlarge")
+CONFIG_JOB = "endpoint-config"  # the key of the config job beside the endpoint's ("deploy")
+
+
+def production_variant(args: Args, n: int) -> dict[str, Any]:
+    """Variant ``n`` as v1 built it; an instance count of 0 means v1's default of 1."""
+    weight_text = args[f"initial_variant_weight_{n}"]
+    try:
+        weight = float(weight_text)
+    except ValueError:
+        raise ArgumentError(
+            f"initial_variant_weight_{n}", f"expected a number, got {weight_text!r}"
+        ) from None
+    return {
+        "VariantName": args[f"variant_name_{n}"],
+        "ModelName": args[f"model_name_{n}"],
+        "InitialInstanceCount": args[f"initial_instance_count_{n}"] or 1,
+        "InstanceType": args[f"instance_type_{n}"],
+        "InitialVariantWeight": weight,
+        **non_empty(AcceleratorType=args[f"accelerator_type_{n}"]),
+    }
+
+
+def deploy_jobs(args: Args) -> dict[str, ComponentJob]:
+    """The CreateEndpointConfig and CreateEndpoint (or UpdateEndpoint) of v1's deploy.
+
+    Variant 1 always, variants 2 and 3 when their model is named. With
+    ``update_endpoint`` an existing endpoint is updated in place (and the config
+    it served is deleted once the update is InService); v1 then always named the
+    new config itself, so as not to collide with the one in use: so do we. The
+    ``tags`` input goes on the endpoint, ``endpoint_config_tags`` on the config.
+    """
+    config: Request = {
+        "ProductionVariants": [
+            production_variant(args, n) for n in VARIANTS if n == 1 or args[f"model_name_{n}"]
+        ],
+        **non_empty(KmsKeyId=args["resource_encryption_key"]),
+    }
+    if args["endpoint_config_name"] and not args["update_endpoint"]:
+        config["EndpointConfigName"] = args["endpoint_config_name"]
+    tags = args["endpoint_config_tags"]
+    if tags:
+        config["Tags"] = [{"Key": str(k), "Value": str(v)} for k, v in tags.items()]
+    endpoint: Request = {
+        "EndpointConfigName": f"{{{{ jobs.{CONFIG_JOB}.outputs.endpoint_config_name }}}}"
+    }
+    return {
+        CONFIG_JOB: ComponentJob("endpoint_config", config),
+        "deploy": ComponentJob(
+            "endpoint", endpoint, options={"update": True} if args["update_endpoint"] else {}
+        ),
+    }
+
+
+S, INT, B, OBJ = InputType.STRING, InputType.INTEGER, InputType.BOOL, InputType.JSON_OBJECT
+
+
+def _variant_inputs(n: int) -> tuple[Input, ...]:
+    return (
+        Input(f"variant_name_{n}", S, f"variant-name-{n}", "The name of the production variant."),
+        Input(f"model_name_{n}", S, REQUIRED if n == 1 else "",
+              "The model name used for endpoint deployment."),
+        Input(f"initial_instance_count_{n}", INT, 1, "Number of instances to launch initially."),
+        Input(f"instance_type_{n}", S, "ml.m4.xlarge", "The ML compute instance type."),
+        # a String in v1's interface (a number as text)
+        Input(f"initial_variant_weight_{n}", S, "1.0", "Determines initial traffic "
+              "distribution among all of the models that you specify in the endpoint "
+              "configuration."),
+        Input(f"accelerator_type_{n}", S, "", "The size of the Elastic Inference (EI) instance "
+              "to use for the production variant.", choices=ACCELERATORS),
+    )
+
+
+COMPONENT = Component(
+    name="deploy",
+    kind="endpoint",
+    title="SageMaker - Deploy Model",
+    description="Deploy Machine Learning Model Endpoint in SageMaker",
+    name_input="endpoint_name",
+    console_path="endpoints",
+    to_jobs=deploy_jobs,
+    inputs=(
+        Input("endpoint_name", S, "", "The name of the endpoint."),
+        Input("endpoint_config_name", S, "", "The name of the endpoint configuration. If an "
+              "existing endpoint is being updated, a suffix is automatically added if this "
+              "config name exists."),
+        Input("endpoint_config_tags", OBJ, {}, "An array of key-value pairs, to categorize AWS "
+              "resources."),
+        Input("resource_encryption_key", S, "", "The AWS KMS key that Amazon SageMaker uses to "
+              "encrypt data on the storage volume attached to the ML compute instance(s)."),
+        Input("update_endpoint", B, False, "Update endpoint if it exists."),
+        *(spec for n in VARIANTS for spec in _variant_inputs(n)),
+    ),
+    outputs=(Output("endpoint_name", "The created endpoint name."),),
+)

@@ -11,6 +11,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from runner.component import (
+    Args,
+    ArgumentError,
+    Component,
+    Input,
+    InputType,
+    Output,
+    non_empty,
+)
 from runner.job import JobError
 from runner.kind import Description, Kind, Phase, Request
 
@@ -98,4 +107,79 @@ KIND = Kind(
     outputs=outputs,
     output_types={"model_name": str},
     details=details,
+)
+
+
+# ---------------------------------------------------------------------------
+# the KFP v1 "model" component
+
+
+def primary_container(args: Args) -> dict[str, Any]:
+    """v1's single container: a model package, or an image with its artifacts."""
+    container: dict[str, Any] = non_empty(ContainerHostname=args["container_host_name"])
+    if args["model_package"]:
+        container["ModelPackageName"] = args["model_package"]  # wins over image, as in v1
+    elif args["image"]:
+        container["Image"] = args["image"]
+        container.update(non_empty(ModelDataUrl=args["model_artifact_url"]))
+    else:
+        raise ArgumentError("image", "give an image or a model_package")
+    container["Environment"] = args["environment"]
+    return container
+
+
+def to_request(args: Args) -> Request:
+    """The CreateModel request for the v1 model component's arguments;
+    ``secondary_containers`` (an inference pipeline) replaces the primary container."""
+    request: Request = {
+        "ExecutionRoleArn": args["role"],
+        "EnableNetworkIsolation": args["network_isolation"],
+    }
+    if args["secondary_containers"]:
+        request["Containers"] = args["secondary_containers"]
+    else:
+        request["PrimaryContainer"] = primary_container(args)
+    if args["vpc_security_group_ids"] and args["vpc_subnets"]:
+        request["VpcConfig"] = {
+            "SecurityGroupIds": args["vpc_security_group_ids"],
+            "Subnets": args["vpc_subnets"],
+        }
+    return request
+
+
+S, B = InputType.STRING, InputType.BOOL
+OBJ, ARR, CSV = InputType.JSON_OBJECT, InputType.JSON_ARRAY, InputType.CSV_LIST
+
+COMPONENT = Component(
+    name="model",
+    kind="model",
+    title="SageMaker - Create Model",
+    description="Create Models in SageMaker",
+    name_input="model_name",
+    console_path="models",
+    to_request=to_request,
+    inputs=(
+        Input("model_name", S, description="The name of the new model."),
+        Input("role", S, description="The Amazon Resource Name (ARN) that Amazon SageMaker "
+              "assumes to perform tasks on your behalf."),
+        Input("container_host_name", S, "", "When a ContainerDefinition is part of an "
+              "inference pipeline, this value uniquely identifies the container for the "
+              "purposes of logging and metrics."),
+        Input("image", S, "", "The Amazon EC2 Container Registry (Amazon ECR) path where "
+              "inference code is stored."),
+        Input("model_artifact_url", S, "", "S3 path where Amazon SageMaker to store the model "
+              "artifacts."),
+        Input("environment", OBJ, {}, "The dictionary of the environment variables to set in "
+              "the Docker container. Up to 16 key-value entries in the map."),
+        Input("model_package", S, "", "The name or Amazon Resource Name (ARN) of the model "
+              "package to use to create the model."),
+        Input("secondary_containers", ARR, [], "A list of dicts that specifies the additional "
+              "containers in the inference pipeline."),
+        Input("vpc_security_group_ids", CSV, [], "The VPC security group IDs, in the form "
+              "sg-xxxxxxxx."),
+        Input("vpc_subnets", CSV, [], "The ID of the subnets in the VPC to which you want to "
+              "connect your hpo job."),
+        Input("network_isolation", B, True, "Isolates the training container."),
+    ),
+    outputs=(Output("model_name", "The name of the model created by SageMaker."),),
 )

@@ -8,6 +8,10 @@ it could be followed is taken up later, so no line is lost or repeated. The
 outputs are those of the v1 component: the best child's name, hyperparameters
 (without ``_tuning_objective_metric``), model artifacts and training image,
 read from its DescribeTrainingJob.
+
+The v1 ``hyperparameter_tuning`` component (at the bottom) builds the request
+as v1 did; its training image or algorithm comes from the training handler's
+rules (``image`` wins, else a built-in ``algorithm_name`` for the region).
 """
 
 from __future__ import annotations
@@ -17,7 +21,18 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from runner.kind import Description, Kind, LogSource
+from handlers.training import algorithm_specification
+from runner.component import (
+    Args,
+    ArgumentError,
+    Component,
+    Input,
+    InputType,
+    Output,
+    non_empty,
+    spot_fields,
+)
+from runner.kind import Description, Kind, LogSource, Request
 
 if TYPE_CHECKING:
     from runner.job import JobContext
@@ -172,4 +187,178 @@ KIND = Kind(
     details=details,
     log_sources=log_sources,
     enrich=enrich,
+    extra_operations=(
+        "ListTrainingJobsForHyperParameterTuningJob", "DescribeTrainingJob", "DescribeAlgorithm",
+    ),
+)
+
+
+# ---------------------------------------------------------------------------
+# the KFP v1 "hyperparameter_tuning" component
+
+
+def static_hyperparameters(args: Args) -> dict[str, str]:
+    """v1 wanted strings; numbers are turned into text, anything else is refused."""
+    values: dict[str, str] = {}
+    for key, value in args["static_parameters"].items():
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise ArgumentError(
+                "static_parameters", f"the value of {key!r} must be a string, got {value!r}"
+            )
+        values[str(key)] = str(value)
+    return values
+
+
+def warm_start_config(args: Args) -> dict[str, Any]:
+    """``warm_start_type`` and ``parent_hpo_jobs`` go together, or not at all."""
+    kind, parents = args["warm_start_type"], args["parent_hpo_jobs"]
+    if not kind and not parents:
+        return {}
+    if not kind:
+        raise ArgumentError(
+            "warm_start_type", "give IdenticalDataAndAlgorithm or TransferLearning "
+            "together with parent_hpo_jobs"
+        )
+    if not parents:
+        raise ArgumentError("parent_hpo_jobs", f"warm start {kind} needs at least one parent job")
+    return {
+        "WarmStartConfig": {
+            "WarmStartType": kind,
+            "ParentHyperParameterTuningJobs": [
+                {"HyperParameterTuningJobName": name} for name in parents
+            ],
+        }
+    }
+
+
+def to_request(args: Args) -> Request:
+    """The CreateHyperParameterTuningJob request for the v1 component's arguments."""
+    if not args["channels"]:
+        raise ArgumentError("channels", "at least one input channel is required")
+    definition: dict[str, Any] = {
+        "AlgorithmSpecification": algorithm_specification(args),
+        "RoleArn": args["role"],
+        "InputDataConfig": args["channels"],
+        "OutputDataConfig": non_empty(
+            S3OutputPath=args["output_location"], KmsKeyId=args["output_encryption_key"]
+        ),
+        "ResourceConfig": non_empty(
+            InstanceType=args["instance_type"],
+            # v1 fell back to its template's 1 for a 0
+            InstanceCount=args["instance_count"] or 1,
+            VolumeSizeInGB=args["volume_size"] or 1,
+            VolumeKmsKeyId=args["resource_encryption_key"],
+        ),
+        "EnableNetworkIsolation": args["network_isolation"],
+        "EnableInterContainerTrafficEncryption": args["traffic_encryption"],
+        **spot_fields(args),
+        **non_empty(StaticHyperParameters=static_hyperparameters(args)),
+    }
+    if args["vpc_security_group_ids"] and args["vpc_subnets"]:
+        definition["VpcConfig"] = {
+            "SecurityGroupIds": args["vpc_security_group_ids"],
+            "Subnets": args["vpc_subnets"],
+        }
+    return {
+        "HyperParameterTuningJobConfig": {
+            "Strategy": args["strategy"],
+            "HyperParameterTuningJobObjective": {
+                "Type": args["metric_type"],
+                "MetricName": args["metric_name"],
+            },
+            "ResourceLimits": {
+                "MaxNumberOfTrainingJobs": args["max_num_jobs"],
+                "MaxParallelTrainingJobs": args["max_parallel_jobs"],
+            },
+            "ParameterRanges": non_empty(
+                IntegerParameterRanges=args["integer_parameters"],
+                ContinuousParameterRanges=args["continuous_parameters"],
+                CategoricalParameterRanges=args["categorical_parameters"],
+            ),
+            "TrainingJobEarlyStoppingType": args["early_stopping_type"],
+        },
+        "TrainingJobDefinition": definition,
+        **warm_start_config(args),
+    }
+
+
+S, INT, B = InputType.STRING, InputType.INTEGER, InputType.BOOL
+OBJ, ARR, CSV = InputType.JSON_OBJECT, InputType.JSON_ARRAY, InputType.CSV_LIST
+
+COMPONENT = Component(
+    name="hyperparameter_tuning",
+    kind="tuning",
+    title="SageMaker - Hyperparameter Tuning",
+    description="Hyperparameter Tuning Jobs in SageMaker",
+    spot=True,
+    console_path="hyper-tuning-jobs",
+    to_request=to_request,
+    inputs=(
+        Input("job_name", S, "", "The name of the tuning job. Must be unique within the same "
+              "AWS account and AWS region."),
+        Input("role", S, description="The Amazon Resource Name (ARN) that Amazon SageMaker "
+              "assumes to perform tasks on your behalf."),
+        Input("image", S, "", "The registry path of the Docker image that contains the "
+              "training algorithm."),
+        Input("algorithm_name", S, "", "The name of the resource algorithm to use for the "
+              "hyperparameter tuning job."),
+        Input("training_input_mode", S, "File", "The input mode that the algorithm supports. "
+              "File or Pipe.", choices=("File", "Pipe", "FastFile")),
+        Input("metric_definitions", OBJ, {}, "The dictionary of name-regex pairs specify the "
+              "metrics that the algorithm emits."),
+        Input("strategy", S, "Bayesian", "How hyperparameter tuning chooses the combinations "
+              "of hyperparameter values to use for the training job it launches.",
+              choices=("Bayesian", "Random", "Hyperband", "Grid")),
+        Input("metric_name", S, description="The name of the metric to use for the objective "
+              "metric."),
+        Input("metric_type", S, description="Whether to minimize or maximize the objective "
+              "metric.", choices=("Maximize", "Minimize")),
+        Input("early_stopping_type", S, "Off", "Whether to minimize or maximize the objective "
+              "metric.", choices=("Off", "Auto")),
+        Input("static_parameters", OBJ, {}, "The values of hyperparameters that do not change "
+              "for the tuning job."),
+        Input("integer_parameters", ARR, [], "The array of IntegerParameterRange objects that "
+              "specify ranges of integer hyperparameters that you want to search."),
+        Input("continuous_parameters", ARR, [], "The array of ContinuousParameterRange objects "
+              "that specify ranges of continuous hyperparameters that you want to search."),
+        Input("categorical_parameters", ARR, [], "The array of CategoricalParameterRange "
+              "objects that specify ranges of categorical hyperparameters that you want to "
+              "search."),
+        Input("channels", ARR, description="A list of dicts specifying the input channels. "
+              "Must have at least one."),
+        Input("output_location", S, description="The Amazon S3 path where you want Amazon "
+              "SageMaker to store the results of the transform job."),
+        Input("output_encryption_key", S, "", "The AWS KMS key that Amazon SageMaker uses to "
+              "encrypt the model artifacts."),
+        Input("instance_type", S, "ml.m4.xlarge", "The ML compute instance type."),
+        Input("instance_count", INT, 1, "The number of ML compute instances to use in each "
+              "training job."),
+        Input("volume_size", INT, 30, "The size of the ML storage volume that you want to "
+              "provision."),
+        Input("max_num_jobs", INT, description="The maximum number of training jobs that a "
+              "hyperparameter tuning job can launch."),
+        Input("max_parallel_jobs", INT, description="The maximum number of concurrent training "
+              "jobs that a hyperparameter tuning job can launch."),
+        Input("resource_encryption_key", S, "", "The AWS KMS key that Amazon SageMaker uses to "
+              "encrypt data on the storage volume attached to the ML compute instance(s)."),
+        Input("vpc_security_group_ids", CSV, [], "The VPC security group IDs, in the form "
+              "sg-xxxxxxxx."),
+        Input("vpc_subnets", CSV, [], "The ID of the subnets in the VPC to which you want to "
+              "connect your hpo job."),
+        Input("network_isolation", B, True, "Isolates the training container."),
+        Input("traffic_encryption", B, False, "Encrypts all communications between ML compute "
+              "instances in distributed training."),
+        Input("warm_start_type", S, "", 'Specifies either "IdenticalDataAndAlgorithm" or '
+              '"TransferLearning"', choices=("IdenticalDataAndAlgorithm", "TransferLearning")),
+        Input("parent_hpo_jobs", CSV, [], "List of previously completed or stopped "
+              "hyperparameter tuning jobs to be used as a starting point."),
+    ),
+    outputs=(
+        Output("hpo_job_name", "The name of the hyper parameter tuning job."),
+        Output("model_artifact_url", "The output model artifacts S3 url."),
+        Output("best_job_name", "Best training job in the hyper parameter tuning job."),
+        Output("best_hyperparameters", "The resulting tuned hyperparameters.", OBJ),
+        Output("training_image", "The registry path of the Docker image that contains the "
+               "training algorithm."),
+    ),
 )

@@ -17,6 +17,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from runner.component import Args, ArgumentError, Component, Input, InputType, Output
 from runner.job import JobError
 from runner.kind import Description, Kind, Phase, Request
 
@@ -82,4 +83,56 @@ KIND = Kind(
     output_types={"workteam_arn": str},
     details=details,
     adopt=adopt,
+)
+
+
+# ---------------------------------------------------------------------------
+# the KFP v1 "workteam" component
+
+
+def to_request(args: Args) -> Request:
+    """The CreateWorkteam request for the v1 workteam component's arguments: one
+    Cognito member definition per user group, all of one user pool and app client."""
+    if not args["user_groups"]:
+        raise ArgumentError("user_groups", "give at least one user group")
+    for name in ("user_pool", "client_id"):
+        if not args[name]:
+            raise ArgumentError(name, "is required for the team's Cognito user groups")
+    request: Request = {
+        "Description": args["description"],
+        "MemberDefinitions": [
+            {"CognitoMemberDefinition": {
+                "UserPool": args["user_pool"], "UserGroup": group, "ClientId": args["client_id"],
+            }}
+            for group in args["user_groups"]
+        ],
+    }
+    if args["sns_topic"]:
+        request["NotificationConfiguration"] = {"NotificationTopicArn": args["sns_topic"]}
+    return request
+
+
+S, CSV = InputType.STRING, InputType.CSV_LIST
+
+COMPONENT = Component(
+    name="workteam",
+    kind="workteam",
+    title="SageMaker - Private Workforce",
+    description="Private workforce in SageMaker",
+    name_input="team_name",
+    console_path="labeling-workforces/private-details",
+    to_request=to_request,
+    inputs=(
+        Input("team_name", S, description="The name of your work team."),
+        Input("description", S, description="A description of the work team."),
+        Input("user_pool", S, "", "An identifier for a user pool. The user pool must be in the "
+              "same region as the service that you are calling."),
+        Input("user_groups", CSV, [], "A list of identifiers for user groups separated by "
+              "commas."),
+        Input("client_id", S, "", "An identifier for an application client. You must create "
+              "the app client ID using Amazon Cognito."),
+        Input("sns_topic", S, "", "The ARN for the SNS topic to which notifications should be "
+              "published."),
+    ),
+    outputs=(Output("workteam_arn", "The ARN of the workteam."),),
 )

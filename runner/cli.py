@@ -68,6 +68,15 @@ def build_parser() -> argparse.ArgumentParser:
     for component in discover_components().values():
         _component_parser(sub, component)
 
+    iam = sub.add_parser("iam-policy", help="print least-privilege IAM policies (JSON) for "
+                         "the setup identity, the KFP pods and the SageMaker execution role")
+    iam.add_argument("manifest", nargs="?",
+                     help="a manifest: its kinds, roles, buckets, images and keys")
+    iam.add_argument("--kinds", help="comma-separated kinds or component names "
+                     "(default without a manifest: every kind)")
+    iam.add_argument("--role-arn", help="the SageMaker execution role the pods pass")
+    iam.add_argument("--assume-role", help="the role the pods assume (smrun --assume-role)")
+
     emu = sub.add_parser("emulator", help="run the local SageMaker + CloudWatch Logs emulator")
     emu.add_argument("--host", default="127.0.0.1")
     emu.add_argument("--port", type=int, default=4566)
@@ -202,7 +211,7 @@ async def run_command(args: argparse.Namespace, settings: Settings | None = None
 
 
 async def component_command(args: argparse.Namespace, settings: Settings | None = None) -> int:
-    """``smrun <component>``: one job from v1 arguments (see :func:`run_component`)."""
+    """``smrun <component>``: its job (or jobs) from v1 arguments (see :func:`run_component`)."""
     from runner.component import ComponentRun, run_component
 
     component: Component = args.component
@@ -229,7 +238,9 @@ async def component_command(args: argparse.Namespace, settings: Settings | None 
     if caught is not None:
         return caught
     outcome = done[0]
-    if outcome.result is not None:
+    if outcome.results:
+        console.summary(outcome.results)
+    elif outcome.result is not None:
         console.summary({component.key: outcome.result})
     if outcome.error and outcome.exit_code == EXIT_BAD_INPUT:
         print(f"smrun {component.name}: invalid arguments\n{outcome.error}", file=sys.stderr)
@@ -263,12 +274,44 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_BAD_INPUT
         print(f"{args.manifest or manifest.source}: {len(manifest.jobs)} jobs, valid")
         return EXIT_OK
+    if args.command == "iam-policy":
+        return iam_policy_command(args)
     if args.command == "emulator":
         from runner.emulator import serve
 
         serve(host=args.host, port=args.port, region=args.region)
         return EXIT_OK
     return EXIT_BAD_INPUT
+
+
+def iam_policy_command(args: argparse.Namespace) -> int:
+    import json
+
+    from handlers import KINDS
+    from runner.component import discover_components
+    from runner.iam import policies, usage_of
+    from runner.manifest import ManifestError, load_manifest
+
+    aliases = {name: c.kind for name, c in discover_components().items()}
+    names = [n.strip() for n in (args.kinds or "").split(",") if n.strip()]
+    unknown = [n for n in names if n not in KINDS and n not in aliases]
+    if unknown:
+        known = ", ".join(sorted({*KINDS, *aliases}))
+        print(f"smrun iam-policy: unknown kind {unknown[0]!r} (known: {known})", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    manifest = None
+    if args.manifest:
+        try:
+            manifest = load_manifest(args.manifest)
+        except ManifestError as error:
+            print(f"smrun: invalid manifest\n{redact_text(str(error))}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+    kinds = [KINDS[aliases.get(n, n)] for n in names]
+    if not kinds and manifest is None:
+        kinds = list(KINDS.values())
+    usage = usage_of(kinds, manifest, role_arn=args.role_arn, assume_role=args.assume_role)
+    print(json.dumps(policies(usage), indent=2))
+    return EXIT_OK
 
 
 def entry() -> None:

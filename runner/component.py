@@ -3,7 +3,10 @@
 A handler declares its kind's whole v1 interface as one :class:`Component`:
 the v1 component name, its own inputs (names, types and defaults exactly as
 v1), its outputs, and ``to_request``, a pure function from parsed arguments to
-the native Create* request. Everything else is generic and lives here:
+the native Create* request. A component that makes several resources (deploy:
+an endpoint config, then the endpoint) gives ``to_jobs`` instead: a few
+:class:`ComponentJob` by job key, chained by references, run as one manifest.
+Everything else is generic and lives here:
 
 - the inputs every component takes (``region``, ``endpoint_url``,
   ``assume_role``, ``tags``) and the "+spot" ones (:func:`spot_fields` turns
@@ -11,8 +14,8 @@ the native Create* request. Everything else is generic and lives here:
 - v1 value parsing (:meth:`Component.parse`): JSON or YAML dicts and lists,
   ``True``/``False`` booleans, comma-separated lists; a bad value raises
   :class:`ArgumentError` naming the argument;
-- running one job (:func:`run_component`): build the request, validate it with
-  botocore's model (as a one-job manifest), run it on a :class:`Runner` with
+- running its job or jobs (:func:`run_component`): build the requests, validate
+  them with botocore's model (as a small manifest), run it on a :class:`Runner` with
   logs streamed, write each output to its file as v1 did, and a Markdown
   summary for the KFP UI. The job name derives from the KFP run and task ids,
   so a restarted pod attaches to its job instead of creating a second one.
@@ -53,6 +56,7 @@ __all__ = [
     "Args",
     "ArgumentError",
     "Component",
+    "ComponentJob",
     "ComponentRun",
     "Input",
     "InputType",
@@ -164,14 +168,30 @@ SPOT_INPUTS: tuple[Input, ...] = (
 
 
 @dataclass(frozen=True)
+class ComponentJob:
+    """One job of a component that makes several resources: a manifest job
+    without its key. Its request may reference the outputs of the component's
+    other jobs (``{{ jobs.<key>.outputs.<output> }}``), which also orders them."""
+
+    kind: str
+    request: Request
+    options: Mapping[str, Any] = field(default_factory=dict)
+    after: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Component:
     """A kind's v1 component: its interface and the translation to the native request.
 
     ``inputs`` are the kind's own; :attr:`all_inputs` adds the common inputs
     (and the spot inputs when ``spot``) in v1's order. ``to_request`` gets
     every input parsed and returns the Create* request (name member optional:
-    the runner fills it). ``console_path`` is the SageMaker console's
-    fragment for the resource, e.g. ``jobs`` for training jobs.
+    the runner fills it). A component of several resources gives ``to_jobs``
+    instead, returning its jobs by key; the job keyed :attr:`key` (of ``kind``)
+    is the component's own: its name comes from ``name_input``, the ``tags``
+    input goes on it, and its outputs are the component's. ``console_path`` is
+    the SageMaker console's fragment for the resource, e.g. ``jobs`` for
+    training jobs.
     """
 
     name: str  # the v1 component name and the CLI subcommand, e.g. "train"
@@ -180,11 +200,16 @@ class Component:
     description: str
     inputs: tuple[Input, ...]
     outputs: tuple[Output, ...]
-    to_request: Callable[[Args], Request]
+    to_request: Callable[[Args], Request] | None = None
+    to_jobs: Callable[[Args], Mapping[str, ComponentJob]] | None = None
     spot: bool = False
     # the v1 input holding an explicit resource name (empty: generated)
     name_input: str | None = "job_name"
     console_path: str = ""
+
+    def __post_init__(self) -> None:
+        if (self.to_request is None) == (self.to_jobs is None):
+            raise TypeError(f"component {self.name!r}: give exactly one of to_request, to_jobs")
 
     @property
     def all_inputs(self) -> tuple[Input, ...]:
@@ -210,13 +235,32 @@ class Component:
         return {spec.name: spec.parse(raw.get(spec.name)) for spec in self.all_inputs}
 
     def request(self, args: Args) -> Request:
-        """The native request for parsed arguments, with the ``tags`` input applied."""
-        request = dict(self.to_request(args))
-        tags = args.get("tags") or {}
-        if tags:
-            own = [t for t in request.get("Tags", []) if t.get("Key") not in tags]
-            request["Tags"] = own + [{"Key": str(k), "Value": str(v)} for k, v in tags.items()]
-        return request
+        """The native request for parsed arguments, with the ``tags`` input applied
+        (components with one job; see :meth:`jobs`)."""
+        if self.to_request is None:
+            raise TypeError(f"component {self.name!r} runs several jobs: use jobs()")
+        return _with_input_tags(self.to_request(args), args)
+
+    def jobs(self, args: Args) -> dict[str, ComponentJob]:
+        """Every job of the component for parsed arguments, by job key; the
+        ``tags`` input is on the component's own job (key :attr:`key`)."""
+        if self.to_jobs is None:
+            return {self.key: ComponentJob(self.kind, self.request(args))}
+        jobs = dict(self.to_jobs(args))
+        own = jobs.get(self.key)
+        if own is None or own.kind != self.kind:
+            raise RuntimeError(f"component {self.name!r} has no {self.kind} job {self.key!r}")
+        jobs[self.key] = dataclasses.replace(own, request=_with_input_tags(own.request, args))
+        return jobs
+
+
+def _with_input_tags(request: Request, args: Args) -> Request:
+    request = dict(request)
+    tags = args.get("tags") or {}
+    if tags:
+        own = [t for t in request.get("Tags", []) if t.get("Key") not in tags]
+        request["Tags"] = own + [{"Key": str(k), "Value": str(v)} for k, v in tags.items()]
+    return request
 
 
 # ---------------------------------------------------------------------------
@@ -397,19 +441,25 @@ def _kfp_id(value: str | None) -> str | None:
 def job_name_for(component: Component, run_id: str, task_id: str, max_length: int) -> str:
     """The deterministic resource name of a KFP task's job: the same run and
     task (a restarted pod) give the same name, so the step attaches."""
+    return _task_job_name(component.key, run_id, task_id, max_length)
+
+
+def _task_job_name(key: str, run_id: str, task_id: str, max_length: int) -> str:
     from runner.manifest import resource_name
 
-    return resource_name(run_id, f"{component.key}-{task_id}", max_length)
+    return resource_name(run_id, f"{key}-{task_id}", max_length)
 
 
 @dataclass
 class ComponentRun:
-    """What one component run did: the exit code, the job's result and outputs."""
+    """What one component run did: the exit code, the result of the component's
+    own job and its outputs; ``results`` has every job's, in run order."""
 
     exit_code: int
     result: JobResult | None = None
     outputs: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    results: dict[str, JobResult] = field(default_factory=dict)
 
 
 def console_links(region: str, kind_name: str, name: str) -> dict[str, str]:
@@ -473,13 +523,13 @@ async def run_component(
     sinks: Sequence[Callable[[Event], None]] = (),
     credentials: tuple[str, str] | None = None,
 ) -> ComponentRun:
-    """Run one job of ``component`` from v1 arguments, to its end.
+    """Run the job (or jobs) of ``component`` from v1 arguments, to the end.
 
     Bad arguments and requests that botocore's model rejects end with
     ``EXIT_BAD_INPUT`` before anything is created. On success every output
     named in ``output_paths`` is written (JSON for dicts and lists, plain text
     otherwise); the Markdown summary is written whenever a job ran.
-    Cancelling the caller's scope (e.g. on SIGTERM) stops the job.
+    Cancelling the caller's scope (e.g. on SIGTERM) stops the jobs.
     """
     from runner.engine import Runner, new_run_id
     from runner.manifest import JobSpec, Manifest, ManifestError
@@ -487,26 +537,28 @@ async def run_component(
 
     try:
         args = component.parse(raw_args)
-        request = component.request(args)
+        jobs = component.jobs(args)
     except ArgumentError as error:
         return ComponentRun(EXIT_BAD_INPUT, error=str(error))
 
     from handlers import KINDS
 
-    kind = KINDS[component.kind]
     run_id, task_id = _kfp_id(kfp_run_id), _kfp_id(kfp_task_id)
     explicit = str(args.get(component.name_input) or "") if component.name_input else ""
-    if explicit:
-        request[kind.name_field] = explicit
-    elif run_id and task_id:
-        request[kind.name_field] = job_name_for(component, run_id, task_id, kind.max_name_length)
-    # else: a fresh run id, and the runner names the job from it (unique)
+    specs: list[JobSpec] = []
+    for key, job in jobs.items():
+        kind = KINDS[job.kind]
+        request = dict(job.request)
+        if key == component.key and explicit:
+            request[kind.name_field] = explicit
+        elif not request.get(kind.name_field) and run_id and task_id:
+            request[kind.name_field] = _task_job_name(key, run_id, task_id, kind.max_name_length)
+        # else: a fresh run id, and the runner names the job from it (unique)
+        specs.append(JobSpec(key=key, kind=job.kind, request=request, after=job.after,
+                             options=dict(job.options)))
 
     try:
-        manifest = Manifest.from_jobs(
-            [JobSpec(key=component.key, kind=component.kind, request=request)],
-            source=f"{component.name} arguments",
-        )
+        manifest = Manifest.from_jobs(specs, source=f"{component.name} arguments")
     except ManifestError as error:
         return ComponentRun(EXIT_BAD_INPUT, error=str(error))
 
@@ -523,15 +575,19 @@ async def run_component(
         async with runner:
             await runner.run_manifest(manifest)
     finally:
-        result = runner.results.get(component.key)
-        if ui_summary_path and result is not None and result.outcome is not Outcome.NOT_STARTED:
-            _write_text(ui_summary_path, markdown_summary({component.key: result}, region))
+        results = {k: runner.results[k] for k in manifest.order() if k in runner.results}
+        ran = {k: r for k, r in results.items() if r.outcome is not Outcome.NOT_STARTED}
+        if ui_summary_path and ran:
+            _write_text(ui_summary_path, markdown_summary(ran, region))
+    result = results.get(component.key)
     assert result is not None
     if not result.ok:
-        return ComponentRun(EXIT_FAILED, result, error=result.failure_reason)
+        # the first job that failed says why (its dependents did not start)
+        first = next((r for r in ran.values() if not r.ok), result)
+        return ComponentRun(EXIT_FAILED, result, error=first.failure_reason, results=results)
     outputs = {o.name: result.outputs.get(o.name, "") for o in component.outputs}
     for name, path in (output_paths or {}).items():
         if path:
             write_output_file(path, outputs.get(name, ""))
-    return ComponentRun(EXIT_OK, result, outputs)
+    return ComponentRun(EXIT_OK, result, outputs, results=results)
 

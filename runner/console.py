@@ -108,13 +108,19 @@ class _BufferedLogger:
 
     def __init__(self, stream: TextIO) -> None:
         self._stream = stream
+        self._pending: list[str] = []
 
     def msg(self, message: str) -> None:
-        self._stream.write(message + "\n")
+        # held here, not in the stream's own buffer, which would write a large
+        # round out in pieces before its positions are saved
+        self._pending.append(message + "\n")
 
     info = msg
 
     def flush(self) -> None:
+        if self._pending:
+            text, self._pending = "".join(self._pending), []
+            self._stream.write(text)
         self._stream.flush()
 
 
@@ -141,7 +147,7 @@ class Console:
         log = self.log
         if isinstance(event, LogLine):
             log.info("log", job=event.job, time=event.time, instance=event.instance,
-                     timestamp=event.timestamp, message=event.message)
+                     timestamp=event.timestamp, message=event.message, stream=event.stream)
             return  # flushed by the log follower, once per read round
         elif isinstance(event, Submitted):
             how = "attached to" if event.attached else "created"

@@ -115,6 +115,10 @@ class Kind:
     option_types: Mapping[str, type] = field(default_factory=dict)
     # whether this kind takes `Tags` in its create request
     taggable: bool = True
+    # the operations the hooks call beyond create/describe/stop/list_op (botocore
+    # names, e.g. "UpdateEndpoint"); `smrun iam-policy` grants exactly these, so a
+    # hook that calls a new operation declares it here
+    extra_operations: tuple[str, ...] = ()
 
     def phase(self, description: Description, state: Mapping[str, Any] | None = None) -> Phase:
         """Classify a Describe* response by the kind's terminal-state table."""

@@ -1,0 +1,363 @@
+"""`smrun iam-policy`: policies derived from the handlers' data, checked against
+botocore's models and against every call a run on the emulator makes."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import json
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from botocore.session import get_session
+
+import handlers
+from handlers import KINDS
+from runner import cli
+from runner.aws import AwsConfig
+from runner.emulator import Emulator
+from runner.engine import Runner
+from runner.events import StatusChanged
+from runner.iam import (
+    BUCKET_PLACEHOLDER,
+    EXECUTION_ROLE_PLACEHOLDER,
+    LOG_OPERATIONS,
+    TAG_OPERATIONS,
+    allowed_actions,
+    execution_policy,
+    is_allowed,
+    kind_operations,
+    pod_policy,
+    policies,
+    usage_of,
+)
+from runner.kind import Outcome
+from runner.manifest import Manifest, load_manifest
+from runner.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+ROLE = "arn:aws:iam::123456789012:role/SageMakerExecution"
+ARN = "arn:aws:{service}:us-east-1:123456789012:{rest}"
+# the top-level request members that name a SageMaker resource, and its ARN type:
+# written out here, independently of runner.iam, to check its derivation
+NAMES = {
+    "TrainingJobName": "training-job",
+    "HyperParameterTuningJobName": "hyper-parameter-tuning-job",
+    "ProcessingJobName": "processing-job",
+    "TransformJobName": "transform-job",
+    "ModelName": "model",
+    "EndpointConfigName": "endpoint-config",
+    "EndpointName": "endpoint",
+    "LabelingJobName": "labeling-job",
+    "WorkteamName": "workteam",
+    "AlgorithmName": "algorithm",
+}
+
+
+def operations_of(service: str) -> set[str]:
+    return set(get_session().get_service_model(service).operation_names)
+
+
+def pod_statement_actions(policy: dict[str, Any], prefix: str) -> set[str]:
+    return {a.split(":", 1)[1] for a in allowed_actions(policy) if a.startswith(f"{prefix}:")}
+
+
+# --- the operations: declared, real, and all granted ---------------------------
+
+
+def test_every_operation_a_kind_declares_exists_in_botocores_models() -> None:
+    sagemaker = operations_of("sagemaker")
+    for kind in KINDS.values():
+        missing = set(kind_operations(kind)) - sagemaker
+        assert not missing, f"kind {kind.name}: {missing} are not SageMaker operations"
+    assert set(TAG_OPERATIONS) <= sagemaker
+    assert set(LOG_OPERATIONS) <= operations_of("logs")
+
+
+def literal_calls(path: Path) -> set[tuple[str, str]]:
+    """``(service, operation)`` of every ``*.call("service", "Operation", ...)`` in a file."""
+    found: set[tuple[str, str]] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and node.func.attr in ("call", "_call") and len(node.args) >= 2
+                and all(isinstance(a, ast.Constant) and isinstance(a.value, str)
+                        for a in node.args[:2])):
+            service, operation = (a.value for a in node.args[:2])  # type: ignore[attr-defined]
+            found.add((service, operation))
+    return found
+
+
+def test_every_call_a_handler_makes_is_declared_by_its_kinds() -> None:
+    seen = 0
+    for path in sorted(Path(handlers.__file__).parent.glob("[!_]*.py")):
+        module = importlib.import_module(f"handlers.{path.stem}")
+        kinds = [*getattr(module, "KINDS", ()), *filter(None, [getattr(module, "KIND", None)])]
+        declared = {op for k in kinds for op in kind_operations(k)}
+        for service, operation in literal_calls(path):
+            seen += 1
+            assert service == "sagemaker", f"{path.name} calls {service}:{operation}"
+            assert operation in declared, (
+                f"{path.name} calls {operation}: add it to its Kind's extra_operations"
+            )
+    assert seen >= 5  # the scan does find the hooks' calls (tuning, endpoint, transform)
+
+
+def test_the_pod_policy_grants_exactly_the_operations_of_the_kinds() -> None:
+    for names in (["training"], ["tuning"], ["endpoint"], list(KINDS)):
+        kinds = [KINDS[n] for n in names]
+        policy = pod_policy(usage_of(kinds))
+        expected = {op for k in kinds for op in kind_operations(k)} | set(TAG_OPERATIONS)
+        assert pod_statement_actions(policy, "sagemaker") == expected
+        assert pod_statement_actions(policy, "logs") == set(LOG_OPERATIONS)
+
+
+def test_the_pod_policy_scopes_resources_to_the_kinds_used() -> None:
+    policy = pod_policy(usage_of([KINDS["training"]]))
+    job = ARN.format(service="sagemaker", rest="training-job/train-1")
+    endpoint = ARN.format(service="sagemaker", rest="endpoint/serve")
+    assert is_allowed(policy, "sagemaker:CreateTrainingJob", job)
+    assert is_allowed(policy, "sagemaker:ListTags", job)
+    assert not is_allowed(policy, "sagemaker:CreateTrainingJob", "*")
+    assert not is_allowed(policy, "sagemaker:CreateEndpoint", endpoint)
+    assert not is_allowed(policy, "sagemaker:ListTags", endpoint)
+    assert is_allowed(policy, "sagemaker:ListTrainingJobs", "*")
+    group = ARN.format(service="logs", rest="log-group:/aws/sagemaker/TrainingJobs")
+    assert is_allowed(policy, "logs:GetLogEvents", f"{group}:log-stream:train-1/algo-1-1")
+    assert not is_allowed(policy, "logs:GetLogEvents", ARN.format(service="logs",
+                                                                  rest="log-group:/other"))
+    [passing] = [s for s in policy["Statement"] if s["Action"] == ["iam:PassRole"]]
+    assert passing["Resource"] == [EXECUTION_ROLE_PLACEHOLDER]
+    assert passing["Condition"] == {
+        "StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}
+    }
+    assert not any("sts:AssumeRole" in s["Action"] for s in policy["Statement"])
+
+
+def test_kinds_that_pass_no_role_and_read_no_logs_get_neither() -> None:
+    policy = pod_policy(usage_of([KINDS["workteam"]]))
+    actions = allowed_actions(policy)
+    assert "iam:PassRole" not in actions and not any(a.startswith("logs:") for a in actions)
+
+
+def test_assume_role_adds_sts_on_that_role_only() -> None:
+    target = "arn:aws:iam::123456789012:role/SageMakerCaller"
+    policy = pod_policy(usage_of([KINDS["training"]], assume_role=target))
+    assert is_allowed(policy, "sts:AssumeRole", target)
+    assert not is_allowed(policy, "sts:AssumeRole", ROLE)
+
+
+# --- the execution role: what a manifest names ---------------------------------
+
+MANIFEST = """
+defaults:
+  region: us-east-1
+  role: arn:aws:iam::123456789012:role/SageMakerExecution
+jobs:
+  - name: train
+    kind: training
+    request:
+      AlgorithmSpecification:
+        TrainingImage: 111122223333.dkr.ecr.eu-west-1.amazonaws.com/team/trainer:2.1
+        TrainingInputMode: File
+      InputDataConfig:
+        - ChannelName: train
+          DataSource:
+            S3DataSource: {S3DataType: S3Prefix, S3Uri: "s3://raw-data/mnist/train"}
+      OutputDataConfig:
+        S3OutputPath: s3://model-artifacts/mnist
+        KmsKeyId: 1234abcd-12ab-34cd-56ef-1234567890ab
+      ResourceConfig: {InstanceType: ml.m5.large, InstanceCount: 1, VolumeSizeInGB: 10}
+      StoppingCondition: {MaxRuntimeInSeconds: 3600}
+      VpcConfig: {SecurityGroupIds: [sg-0123456789abcdef0], Subnets: [subnet-0123456789abcdef0]}
+  - name: model
+    kind: model
+    request:
+      PrimaryContainer:
+        Image: "{{ jobs.train.outputs.training_image }}"
+        ModelDataUrl: "{{ jobs.train.outputs.model_artifact_url }}"
+"""
+
+
+def test_a_manifests_buckets_images_keys_and_role_appear() -> None:
+    manifest = load_manifest(MANIFEST)
+    usage = usage_of([], manifest)
+    assert [k.name for k in usage.kinds] == ["model", "training"]
+    assert usage.buckets == ("model-artifacts", "raw-data")
+    execution = execution_policy(usage)
+    for bucket in ("raw-data", "model-artifacts"):
+        assert is_allowed(execution, "s3:GetObject", f"arn:aws:s3:::{bucket}/mnist/x")
+        assert is_allowed(execution, "s3:PutObject", f"arn:aws:s3:::{bucket}/mnist/x")
+        assert is_allowed(execution, "s3:ListBucket", f"arn:aws:s3:::{bucket}")
+    assert not is_allowed(execution, "s3:GetObject", "arn:aws:s3:::someone-else/x")
+    repository = "arn:aws:ecr:eu-west-1:111122223333:repository/team/trainer"
+    assert is_allowed(execution, "ecr:BatchGetImage", repository)
+    assert not is_allowed(execution, "ecr:BatchGetImage",
+                          "arn:aws:ecr:eu-west-1:111122223333:repository/other")
+    key = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    assert is_allowed(execution, "kms:GenerateDataKey", key)
+    assert is_allowed(execution, "ec2:CreateNetworkInterface", "*")
+    assert is_allowed(execution, "logs:PutLogEvents", ARN.format(
+        service="logs", rest="log-group:/aws/sagemaker/TrainingJobs:log-stream:x"))
+    pod = pod_policy(usage)
+    assert is_allowed(pod, "iam:PassRole", ROLE)
+    assert not is_allowed(pod, "iam:PassRole", "arn:aws:iam::123456789012:role/Admin")
+
+
+def test_without_a_manifest_the_execution_role_has_placeholders_and_nothing_optional() -> None:
+    execution = execution_policy(usage_of(KINDS.values()))
+    assert is_allowed(execution, "s3:GetObject", f"arn:aws:s3:::{BUCKET_PLACEHOLDER}/x")
+    actions = allowed_actions(execution)
+    assert not any(a.startswith(("kms:", "ec2:", "lambda:")) for a in actions)
+    assert is_allowed(execution, "ecr:BatchGetImage", "arn:aws:ecr:us-east-1:1:repository/x")
+
+
+def test_the_three_identities_and_the_trust_policy() -> None:
+    doc = policies(usage_of([], load_manifest(EXAMPLES / "ground-truth.yaml")))
+    assert set(doc) == {"setup", "pod", "execution"}
+    trust = doc["execution"]["trust_policy"]["Statement"][0]
+    assert trust["Principal"] == {"Service": "sagemaker.amazonaws.com"}
+    assert trust["Action"] == "sts:AssumeRole"
+    setup = doc["setup"]["policy"]
+    assert is_allowed(setup, "iam:CreateRole", ROLE)
+    assert not is_allowed(setup, "iam:CreateRole", "arn:aws:iam::123456789012:role/Admin")
+    assert is_allowed(setup, "eks:DescribeCluster",
+                      "arn:aws:eks:us-east-1:123456789012:cluster/<CLUSTER>")
+    assert not any(a.startswith("sagemaker:") for a in allowed_actions(setup))
+    lambdas = [s for s in doc["execution"]["policy"]["Statement"]
+               if s["Action"] == ["lambda:InvokeFunction"]]
+    assert lambdas and all(":function:" in r for r in lambdas[0]["Resource"])
+    for identity in doc.values():
+        assert identity["description"]
+
+
+def test_cli_prints_json_and_rejects_unknown_kinds(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["iam-policy", "--kinds", "train,deploy",
+                     "--role-arn", ROLE]) == cli.EXIT_OK
+    doc = json.loads(capsys.readouterr().out)
+    pod = doc["pod"]["policy"]
+    assert is_allowed(pod, "sagemaker:CreateTrainingJob",
+                      ARN.format(service="sagemaker", rest="training-job/x"))
+    assert is_allowed(pod, "iam:PassRole", ROLE)
+    assert cli.main(["iam-policy", "--kinds", "training,nonsense"]) == cli.EXIT_BAD_INPUT
+    assert "nonsense" in capsys.readouterr().err
+    assert cli.main(["iam-policy", str(EXAMPLES / "update-endpoint.yaml")]) == cli.EXIT_OK
+    doc = json.loads(capsys.readouterr().out)
+    assert is_allowed(doc["execution"]["policy"], "s3:GetObject", "arn:aws:s3:::my-bucket/a")
+
+
+# --- the policy covers every call of real runs on the emulator ----------------
+
+
+def resources_of(service: str, operation: str, params: dict[str, Any]) -> list[str]:
+    """The ARNs an IAM check of this call would look at (``*`` when it names none)."""
+    if service == "logs":
+        group = params.get("logGroupName") or params.get("logGroupIdentifier")
+        arn = ARN.format(service="logs", rest=f"log-group:{group}")
+        stream = params.get("logStreamName")
+        return [f"{arn}:log-stream:{stream}" if stream else arn]
+    found = [ARN.format(service="sagemaker", rest=f"{kind}/{params[member]}")
+             for member, kind in NAMES.items() if isinstance(params.get(member), str)]
+    if "ResourceArn" in params:
+        found.append(params["ResourceArn"])
+    return found or ["*"]
+
+
+def uncovered(policy: dict[str, Any], requests: list[tuple[str, str, dict[str, Any]]]) -> list[str]:
+    problems = []
+    for service, operation, params in requests:
+        for resource in resources_of(service, operation, params):
+            if not is_allowed(policy, f"{service}:{operation}", resource):
+                problems.append(f"{service}:{operation} on {resource}")
+    return sorted(set(problems))
+
+
+def local_config(emulator: Emulator) -> AwsConfig:
+    return AwsConfig(region="us-east-1", endpoint_url=emulator.url,
+                     logs_endpoint_url=emulator.url, static_credentials=("testing", "testing"))
+
+
+async def run(
+    manifest: Manifest, times: int = 1
+) -> tuple[list[Any], list[tuple[str, str, dict[str, Any]]]]:
+    """Run a manifest ``times`` times with one run id (the second run attaches: ListTags)."""
+    async with Emulator() as emulator:
+        outcomes = []
+        for _ in range(times):
+            async with Runner(local_config(emulator), settings=Settings.fast(drain_grace=0.2),
+                              run_id="iam-check") as runner:
+                results = await runner.run_manifest(manifest)
+            outcomes.append({k: r.outcome for k, r in results.items()})
+        return outcomes, list(emulator.requests)
+
+
+LONG = [{"Key": "smrun:emulator:duration", "Value": "60"},
+        {"Key": "smrun:emulator:log-lines", "Value": "50"}]
+
+
+async def stop_jobs() -> tuple[list[Any], list[tuple[str, str, dict[str, Any]]]]:
+    """Start a training and a processing job and stop each once it runs."""
+    mnist = load_manifest(EXAMPLES / "mnist-pipeline.yaml").jobs
+    requests = {
+        "train": ("training", dict(mnist["train"].request)),
+        "prepare": ("processing", dict(mnist["prepare"].request)),
+    }
+    requests["train"][1].update(
+        AlgorithmSpecification={"TrainingImage": "382416733822.dkr.ecr.us-east-1.amazonaws.com"
+                                "/kmeans:1", "TrainingInputMode": "File"},
+        HyperParameters={"k": "10"},
+    )
+    for _, request in requests.values():
+        request["Tags"] = LONG
+    async with Emulator() as emulator:
+        async with Runner(local_config(emulator), settings=Settings.fast(drain_grace=0.2)) as r:
+            jobs = [await r.submit(key, kind, request) for key, (kind, request) in requests.items()]
+            for job in jobs:
+                async for event in job.events():
+                    if isinstance(event, StatusChanged):
+                        break
+                await job.stop()
+            outcomes = [(await job.wait()).outcome for job in jobs]
+        return outcomes, list(emulator.requests)
+
+
+async def test_the_pod_policy_of_a_manifest_covers_every_call_its_run_makes() -> None:
+    names = ("mnist-pipeline.yaml", "update-endpoint.yaml", "ground-truth.yaml")
+    manifests = {name: load_manifest(EXAMPLES / name) for name in names}
+    runs: dict[str, tuple[list[Any], list[tuple[str, str, dict[str, Any]]]]] = {}
+    stopped: list[Any] = []
+
+    async def one(name: str) -> None:
+        # Ground Truth again: its labeling job is attached to, not created twice
+        runs[name] = await run(manifests[name], 2 if name == "ground-truth.yaml" else 1)
+
+    async def stops() -> None:
+        outcomes, calls = await stop_jobs()
+        stopped.extend(outcomes)
+        runs["stops"] = ([], calls)
+
+    async with anyio.create_task_group() as tg:
+        for name in names:
+            tg.start_soon(one, name)
+        tg.start_soon(stops)
+
+    called: set[str] = set()
+    for name in names:
+        outcomes, calls = runs[name]
+        for outcome in outcomes:
+            assert set(outcome.values()) == {Outcome.SUCCEEDED}, (name, outcome)
+        policy = pod_policy(usage_of([], manifests[name]))
+        assert uncovered(policy, calls) == [], name
+        called |= {op for _, op, _ in calls}
+    assert stopped == [Outcome.STOPPED_BY_US] * 2
+    stop_policy = pod_policy(usage_of([KINDS["training"], KINDS["processing"]]))
+    assert uncovered(stop_policy, runs["stops"][1]) == []
+    called |= {op for _, op, _ in runs["stops"][1]}
+    # the runs exercised the hooks' extra calls, attaching, stopping and the logs
+    assert {
+        "ListTrainingJobsForHyperParameterTuningJob", "DescribeTrainingJob", "UpdateEndpoint",
+        "DeleteEndpointConfig", "DescribeEndpointConfig", "ListTags", "StopTrainingJob",
+        "StopProcessingJob", "GetLogEvents", "DescribeLogStreams",
+    } <= called
