@@ -1,7 +1,8 @@
 """Processing jobs: everything special about them.
 
 A failed processing job's FailureReason is often only "See job logs"; what the
-container said on its way out is in ExitMessage, so the reason shown joins both. The v1 ``process`` component is at the bottom.
+container said on its way out is in ExitMessage, so the reason shown joins both.
+The v1 ``process`` component is at the bottom.
 """
 
 from __future__ import annotations

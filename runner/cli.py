@@ -288,25 +288,18 @@ def iam_policy_command(args: argparse.Namespace) -> int:
     import json
 
     from handlers import KINDS
-    from runner.component import discover_components
-    from runner.iam import policies, usage_of
+    from runner.iam import policies, resolve_kinds, usage_of
     from runner.manifest import ManifestError, load_manifest
 
-    aliases = {name: c.kind for name, c in discover_components().items()}
-    names = [n.strip() for n in (args.kinds or "").split(",") if n.strip()]
-    unknown = [n for n in names if n not in KINDS and n not in aliases]
-    if unknown:
-        known = ", ".join(sorted({*KINDS, *aliases}))
-        print(f"smrun iam-policy: unknown kind {unknown[0]!r} (known: {known})", file=sys.stderr)
+    try:
+        kinds = resolve_kinds(n.strip() for n in (args.kinds or "").split(",") if n.strip())
+        manifest = load_manifest(args.manifest) if args.manifest else None
+    except ValueError as error:
+        print(f"smrun iam-policy: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    manifest = None
-    if args.manifest:
-        try:
-            manifest = load_manifest(args.manifest)
-        except ManifestError as error:
-            print(f"smrun: invalid manifest\n{redact_text(str(error))}", file=sys.stderr)
-            return EXIT_BAD_INPUT
-    kinds = [KINDS[aliases.get(n, n)] for n in names]
+    except ManifestError as error:
+        print(f"smrun: invalid manifest\n{redact_text(str(error))}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     if not kinds and manifest is None:
         kinds = list(KINDS.values())
     usage = usage_of(kinds, manifest, role_arn=args.role_arn, assume_role=args.assume_role)

@@ -23,9 +23,11 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from runner.component import InputType
 from runner.kind import Kind
 
 if TYPE_CHECKING:
+    from runner.component import Component
     from runner.manifest import Manifest
 
 Policy = dict[str, Any]
@@ -156,6 +158,37 @@ def _has_vpc(member: str, value: Any) -> bool:
 
 def _unique(values: Iterable[str]) -> tuple[str, ...]:
     return tuple(sorted(dict.fromkeys(values)))
+
+
+def resolve_kinds(names: Iterable[str]) -> list[Kind]:
+    """Kinds by manifest kind name or v1 component name (``train``, ``deploy``: every
+    kind the component's jobs are); :class:`ValueError` names an unknown one."""
+    from handlers import KINDS
+    from runner.component import discover_components
+
+    components = discover_components()
+    found: dict[str, Kind] = {}
+    for name in names:
+        if name in KINDS:
+            found[name] = KINDS[name]
+        elif name in components:
+            found.update((k, KINDS[k]) for k in sorted(component_kinds(components[name])))
+        else:
+            known = ", ".join(sorted({*KINDS, *components}))
+            raise ValueError(f"unknown kind {name!r} (known: {known})")
+    return list(found.values())
+
+
+def component_kinds(component: Component) -> set[str]:
+    """The kinds of the jobs a v1 component runs (deploy: endpoint config and endpoint),
+    found by building its jobs for sample arguments."""
+    if component.to_jobs is None:
+        return {component.kind}
+    samples = {InputType.STRING: "sample", InputType.INTEGER: 1, InputType.FLOAT: 1.0,
+               InputType.BOOL: False, InputType.JSON_OBJECT: {}, InputType.JSON_ARRAY: [],
+               InputType.CSV_LIST: "sample"}
+    raw = {i.name: samples[i.type] for i in component.all_inputs if i.required}
+    return {component.kind, *(job.kind for job in component.jobs(component.parse(raw)).values())}
 
 
 # ---------------------------------------------------------------------------

@@ -17,6 +17,7 @@ import handlers
 from handlers import KINDS
 from runner import cli
 from runner.aws import AwsConfig
+from runner.component import discover_components
 from runner.emulator import Emulator
 from runner.engine import Runner
 from runner.events import StatusChanged
@@ -31,6 +32,7 @@ from runner.iam import (
     kind_operations,
     pod_policy,
     policies,
+    resolve_kinds,
     usage_of,
 )
 from runner.kind import Outcome
@@ -233,6 +235,14 @@ def test_the_three_identities_and_the_trust_policy() -> None:
         assert identity["description"]
 
 
+def test_component_names_stand_for_every_kind_their_jobs_make() -> None:
+    assert {k.name for k in resolve_kinds(["deploy"])} == {"endpoint", "endpoint_config"}
+    for name, component in discover_components().items():
+        assert component.kind in {k.name for k in resolve_kinds([name])}
+    with pytest.raises(ValueError, match="unknown kind 'nonsense'"):
+        resolve_kinds(["training", "nonsense"])
+
+
 def test_cli_prints_json_and_rejects_unknown_kinds(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["iam-policy", "--kinds", "train,deploy",
                      "--role-arn", ROLE]) == cli.EXIT_OK
@@ -241,6 +251,8 @@ def test_cli_prints_json_and_rejects_unknown_kinds(capsys: pytest.CaptureFixture
     assert is_allowed(pod, "sagemaker:CreateTrainingJob",
                       ARN.format(service="sagemaker", rest="training-job/x"))
     assert is_allowed(pod, "iam:PassRole", ROLE)
+    assert is_allowed(pod, "sagemaker:CreateEndpointConfig",
+                      ARN.format(service="sagemaker", rest="endpoint-config/x"))
     assert cli.main(["iam-policy", "--kinds", "training,nonsense"]) == cli.EXIT_BAD_INPUT
     assert "nonsense" in capsys.readouterr().err
     assert cli.main(["iam-policy", str(EXAMPLES / "update-endpoint.yaml")]) == cli.EXIT_OK
