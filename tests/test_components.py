@@ -221,7 +221,7 @@ async def test_sigterm_stops_the_training_job(emulator: Emulator) -> None:
     async with anyio.create_task_group() as tg:
         tg.start_soon(step)
         with anyio.fail_after(5):
-            while emulator.count("DescribeTrainingJob") == 0:  # noqa: ASYNC110 (no event to wait on)
+            while emulator.count("DescribeTrainingJob") == 0:
                 await anyio.sleep(0.02)
         os.kill(os.getpid(), signal.SIGTERM)
     assert codes == [143]

@@ -202,7 +202,7 @@ def follower(call: Call, lines: Lines, prefix: str = "job-1/", **kwargs: Any) ->
 async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
     # polling, not an Event: the conditions are about what another task published
     with anyio.fail_after(timeout):
-        while not condition():  # noqa: ASYNC110
+        while not condition():
             await anyio.sleep(0.005)
 
 

@@ -477,7 +477,7 @@ async def test_a_log_source_that_leaves_is_drained_then_rests_and_resumes_withou
 
     async def until(condition: Any) -> None:
         with anyio.fail_after(5):
-            while not condition():  # noqa: ASYNC110
+            while not condition():
                 await anyio.sleep(0.005)
 
     def messages() -> list[str]:
