@@ -577,8 +577,8 @@ async def run_component(
     finally:
         results = {k: runner.results[k] for k in manifest.order() if k in runner.results}
         ran = {k: r for k, r in results.items() if r.outcome is not Outcome.NOT_STARTED}
-        if ui_summary_path and ran:
-            _write_text(ui_summary_path, markdown_summary(ran, region))
+        if ui_summary_path and ran:  # with the jobs that could not start, and why
+            _write_text(ui_summary_path, markdown_summary(results, region))
     result = results.get(component.key)
     assert result is not None
     if not result.ok:

@@ -279,6 +279,7 @@ async def test_deploy_fails_without_creating_the_endpoint_when_its_config_fails(
     assert not (tmp_path / "endpoint_name").exists()
     summary = (tmp_path / "ui_summary.md").read_text()
     assert "Could not find model" in summary and "kmeans-mnist-endpoint" in summary
+    assert "not started because endpoint-config failed" in summary
 
 
 def deploy_jobs(**overrides: str) -> dict[str, Any]:
