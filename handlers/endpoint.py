@@ -320,6 +320,7 @@ KIND = Kind(
     create_hook=create,
     update_hook=update_in_place,
     log_sources=log_sources,
+    logs_end=False,
     enrich=finish,
     cancel_hook=on_cancel,
     outputs=outputs,

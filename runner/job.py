@@ -248,17 +248,41 @@ class Job:
         terminal = anyio.Event()
         follower = self._follower(self.kind.default_log_sources(self.name))
         failure: Exception | None = None
+        drained = anyio.Event()
+
+        async def follow() -> None:
+            await follower.run(terminal)
+            drained.set()
+
         async with anyio.create_task_group() as tg:
-            tg.start_soon(follower.run, terminal)
+            tg.start_soon(follow)
             try:
                 description = await self._watch(description, follower)
             except Exception as error:  # re-raised below, outside the task group
                 failure = error
             terminal.set()
-            tg.cancel_scope.deadline = anyio.current_time() + self._settings.drain_limit
+            await self._await_drain(tg.cancel_scope, drained)
         if failure is not None:
             raise failure
         return self._final_result(await self._enrich(description))
+
+    async def _await_drain(self, scope: anyio.CancelScope, drained: anyio.Event) -> None:
+        """A job's streams end, so its drain runs to the last line however long
+        the Logs budget makes it wait; an endpoint's never end, so its drain is cut
+        at ``drain_limit``."""
+        limit = self._settings.drain_limit
+        if not self.kind.logs_end:
+            scope.deadline = anyio.current_time() + limit
+            return
+        with anyio.move_on_after(limit):
+            await drained.wait()
+        if not drained.is_set():
+            self.publish(Notice(
+                self.key, "warning",
+                f"still reading the last log lines after {limit:.0f}s "
+                "(the CloudWatch Logs budget is busy); no line is skipped",
+                time=self._clock(),
+            ))
 
     def _follower(self, sources: list[LogSource]) -> LogFollower:
         s = self._settings
@@ -270,6 +294,7 @@ class Job:
             poll_interval=s.log_poll,
             idle_max=s.log_idle_max,
             discover_interval=s.log_discover,
+            discover_max=s.log_discover_max,
             drain_grace=s.drain_grace,
             tokens=self.tokens,
             on_token=self._save_token,

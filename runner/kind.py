@@ -79,6 +79,9 @@ class Kind:
     role_field: str = "RoleArn"
     # the CloudWatch group whose streams `{name}/...` belong to this job
     log_group: str | None = None
+    # whether the streams end when the resource is terminal (jobs: drain to the last
+    # line) or go on (endpoints serve and log forever: stop after a bounded drain)
+    logs_end: bool = True
     # turns a Describe* response into the component outputs (v1 names)
     outputs: Callable[[Description], dict[str, Any]] = field(default=lambda d: {})
     # the type of each output, so that a manifest reference can be type-checked at load time

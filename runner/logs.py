@@ -103,6 +103,14 @@ def merge_round(events_by_stream: Mapping[K, Sequence[LogEvent]]) -> list[tuple[
     return list(heapq.merge(*tagged, key=lambda item: item[1]["timestamp"]))
 
 
+def next_discovery_delay(current: float, found_new: bool, base: float, cap: float) -> float:
+    """Discovery backs off while it finds nothing new (DescribeLogStreams has the
+    smallest quota of all), and comes back to ``base`` when a stream appears."""
+    if found_new:
+        return base
+    return min(cap, current * 2)
+
+
 def drain_finished(all_at_end: bool, since_terminal: float, grace: float) -> bool:
     """Late events keep arriving after a job's terminal status: the drain may
     stop only when every stream is at its end and the grace period is over."""
@@ -174,6 +182,7 @@ class LogFollower:
         poll_interval: float = 2.0,
         idle_max: float = 10.0,
         discover_interval: float = 5.0,
+        discover_max: float = 60.0,
         drain_grace: float = 5.0,
         tokens: Mapping[str, str] | None = None,
         on_token: Callable[[str, str], None] | None = None,
@@ -190,6 +199,7 @@ class LogFollower:
         self.poll_interval = poll_interval
         self.idle_max = idle_max
         self.discover_interval = discover_interval
+        self.discover_max = max(discover_max, discover_interval)
         self.drain_grace = drain_grace
         self._saved_tokens = dict(tokens or {})
         self._on_token = on_token
@@ -203,6 +213,7 @@ class LogFollower:
         self._retiring: list[LogSource] = []  # left the set; to be discovered once more
         self._streams: dict[tuple[str, str], _Stream] = {}
         self._discover_now = True
+        self._discover_wake = anyio.Event()
         self.stats = FollowerStats()
         self.set_sources(sources)
 
@@ -233,22 +244,37 @@ class LogFollower:
             elif stream.retired_at is None:
                 stream.retired_at = now
         self._discover_now = True
+        self._discover_wake.set()
 
     def positions(self) -> dict[str, str]:
         """Each stream's forward token as of the last published round."""
         return {s.name: s.token for s in self._streams.values() if s.token is not None}
 
     async def run(self, terminal: anyio.Event) -> None:
-        """Follow until ``terminal`` is set, then drain and return."""
-        next_discovery = self._clock()
-        while not terminal.is_set():
-            now = self._clock()
-            if self._discover_now or now >= next_discovery:
-                await self._discover()
-                next_discovery = now + self.discover_interval
-            await self._round(drain=False)
-            await self._pause(self.poll_interval, terminal)
+        """Follow until ``terminal`` is set, then drain and return.
+
+        Discovery runs beside the read rounds, so known streams keep being
+        read while a DescribeLogStreams call waits for its (small) budget."""
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._discover_until, terminal)
+            while not terminal.is_set():
+                await self._round(drain=False)
+                await self._pause(self.poll_interval, terminal)
+            tg.cancel_scope.cancel()
         await self.drain(since=self._clock())
+
+    async def _discover_until(self, terminal: anyio.Event) -> None:
+        interval = self.discover_interval
+        while not terminal.is_set():
+            known = len(self._streams)
+            self._discover_wake = anyio.Event()
+            await self._discover()
+            interval = next_discovery_delay(
+                interval, len(self._streams) > known or self._discover_now,
+                self.discover_interval, self.discover_max,
+            )
+            with anyio.move_on_after(interval):
+                await self._discover_wake.wait()
 
     async def drain(self, since: float) -> None:
         """Read until every stream is at its end and ``drain_grace`` has passed
@@ -259,7 +285,8 @@ class LogFollower:
         end: the caller bounds it with a cancel scope if it must."""
         if not self._sources:
             return  # a resource without logs (a model) leaves nothing to wait for
-        await self._discover()
+        # no discovery up front: the one after the grace period finds every stream
+        # that appeared meanwhile, and DescribeLogStreams has the smallest quota
         while True:
             backlog = await self._round(drain=True)
             all_at_end = all(s.at_end for s in self._streams.values())

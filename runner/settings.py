@@ -18,9 +18,12 @@ class Settings:
     poll_max: float = 60.0  # describe delay of a job that has been quiet for a while
     log_poll: float = 2.0  # between log read rounds
     log_idle_max: float = 10.0  # an idle stream is read at most this rarely
-    log_discover: float = 5.0  # between DescribeLogStreams rounds
+    log_discover: float = 5.0  # between DescribeLogStreams rounds while streams appear
+    log_discover_max: float = 60.0  # backed off to this while nothing new appears
     drain_grace: float = 5.0  # keep draining logs this long after the terminal status
-    drain_limit: float = 60.0  # never drain longer (an endpoint's streams never end)
+    # an endpoint's streams never end: stop following them this long after InService;
+    # a job's drain runs to its last line and only warns past this
+    drain_limit: float = 60.0
     stop_grace: float = 120.0  # after cancellation, wait this long for Stopped
     # after a cancelled create call, look this long for the resource it may have made
     create_settle: float = 30.0
@@ -37,6 +40,7 @@ class Settings:
             log_poll=0.1,
             log_idle_max=0.5,
             log_discover=0.2,
+            log_discover_max=2.0,
             drain_grace=1.0,
             drain_limit=5.0,
             stop_grace=10.0,
