@@ -165,6 +165,7 @@ async def log_sources(ctx: JobContext, d: Description) -> list[LogSource]:
 
 KIND = Kind(
     name="tuning",
+    role_field="TrainingJobDefinition.RoleArn",
     create="CreateHyperParameterTuningJob",
     describe="DescribeHyperParameterTuningJob",
     stop="StopHyperParameterTuningJob",

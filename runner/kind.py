@@ -75,7 +75,8 @@ class Kind:
     # (DescribeWorkteam answers {"Workteam": {...}}); the engine and hooks see that member
     describe_member: str | None = None
     max_name_length: int = 63
-    # the request member that a manifest's `defaults.role` fills (when the shape has it)
+    # the request member that a manifest's `defaults.role` fills (when the shape has
+    # it); a dotted path reaches into a nested structure
     role_field: str = "RoleArn"
     # the CloudWatch group whose streams `{name}/...` belong to this job
     log_group: str | None = None

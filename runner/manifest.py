@@ -699,9 +699,8 @@ def _apply_defaults(request: Mapping[str, Any], kind: Kind, defaults: Defaults) 
     filled = copy.deepcopy(dict(request))
     shape = _input_shape(kind)
     members: Mapping[str, Shape] = shape.members if shape is not None else {}
-    role_member = _role_member(kind, members)
-    if defaults.role is not None and role_member is not None and role_member not in filled:
-        filled[role_member] = defaults.role
+    if defaults.role is not None and shape is not None:
+        _fill_role(filled, shape, kind.role_field.split("."), defaults.role)
     if defaults.tags and "Tags" in members:
         own = filled.get("Tags", [])
         if isinstance(own, list):
@@ -713,8 +712,21 @@ def _apply_defaults(request: Mapping[str, Any], kind: Kind, defaults: Defaults) 
     return filled
 
 
-def _role_member(kind: Kind, members: Mapping[str, Shape]) -> str | None:
-    return kind.role_field if kind.role_field in members else None
+def _fill_role(request: dict[str, Any], shape: Shape, path: list[str], role: str) -> None:
+    """Set the role at ``path`` (dotted, e.g. a tuning job's
+    ``TrainingJobDefinition.RoleArn``) unless the request has one; only along
+    members the operation's shape really has, and only into mappings the request
+    already holds (a missing parent is the request's own validation error)."""
+    head, rest = path[0], path[1:]
+    members = getattr(shape, "members", {})
+    if head not in members:
+        return
+    if not rest:
+        request.setdefault(head, role)
+        return
+    child = request.get(head)
+    if isinstance(child, dict):
+        _fill_role(child, members[head], rest, role)
 
 
 def _input_shape(kind: Kind) -> Shape | None:

@@ -597,3 +597,28 @@ def test_resource_name_is_readable_and_run_specific() -> None:
     short = resource_name("run-1", long_key, 32)
     # the cut falls right after a hyphen, which must not be left dangling
     assert re.fullmatch("a" * 22 + "-[0-9a-f]{8}", short)
+
+
+def test_default_role_fills_a_tuning_jobs_nested_role() -> None:
+    from handlers import KINDS
+
+    manifest = load_manifest(
+        "defaults: {role: 'arn:aws:iam::123456789012:role/R'}\n"
+        "jobs:\n"
+        "  - name: tune\n"
+        "    kind: tuning\n"
+        "    request:\n"
+        "      HyperParameterTuningJobConfig:\n"
+        "        Strategy: Random\n"
+        "        ResourceLimits: {MaxNumberOfTrainingJobs: 2, MaxParallelTrainingJobs: 1}\n"
+        "      TrainingJobDefinition:\n"
+        "        AlgorithmSpecification: {TrainingImage: 'i:1', TrainingInputMode: File}\n"
+        "        OutputDataConfig: {S3OutputPath: 's3://b/o'}\n"
+        "        ResourceConfig: {InstanceType: ml.m5.large, InstanceCount: 1,"
+        " VolumeSizeInGB: 10}\n"
+        "        StoppingCondition: {MaxRuntimeInSeconds: 60}\n",
+        kinds=KINDS,
+    )
+    definition = manifest.jobs["tune"].request["TrainingJobDefinition"]
+    assert definition["RoleArn"] == "arn:aws:iam::123456789012:role/R"
+    assert "RoleArn" not in manifest.jobs["tune"].request
