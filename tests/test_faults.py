@@ -5,24 +5,26 @@ from __future__ import annotations
 
 from collections import Counter
 
+import yaml
+
 from runner import LogLine, Outcome, Settings, StatusChanged, Submitted
 from runner.emulator import Emulator, FaultConfig
-from runner.manifest import JobSpec, Manifest
+from runner.manifest import load_manifest
+from tests.test_restart import mixed_jobs
 from tests.test_runner import local_runner, training_request
 
 
 async def test_throttling_and_5xx_never_change_an_outcome_or_a_line(emulator: Emulator) -> None:
-    jobs = {
-        "ok-1": training_request(duration=2.0, instances=2, lines=12),
-        "ok-2": training_request(duration=3.0, instances=1, lines=15),
-        "truly-fails": training_request(duration=1.5, lines=6, outcome="Failed",
-                                        reason="AlgorithmError: bad data"),
-        "after-ok-1": training_request(duration=1.0, lines=4),
-    }
-    manifest = Manifest.from_jobs(
-        [JobSpec(key, "training", req, after=("ok-1",) if key == "after-ok-1" else ())
-         for key, req in jobs.items()]
-    )
+    jobs = [
+        *mixed_jobs(),
+        {"name": "truly-fails", "kind": "training",
+         "request": training_request(duration=1.5, lines=6, outcome="Failed",
+                                     reason="AlgorithmError: bad data")},
+        {"name": "after-wide", "kind": "training", "after": ["wide"],
+         "request": training_request(duration=1.0, lines=4)},
+    ]
+    manifest = load_manifest(yaml.safe_dump(
+        {"defaults": {"role": "arn:aws:iam::123456789012:role/SageMakerRole"}, "jobs": jobs}))
     emulator.faults = FaultConfig(throttle=0.3, server_error=0.05, seed=11)
     lines: list[LogLine] = []
     async with local_runner(emulator, sinks=[
@@ -32,26 +34,26 @@ async def test_throttling_and_5xx_never_change_an_outcome_or_a_line(emulator: Em
         stats = runner.stats()
 
     outcomes = {key: r.outcome for key, r in results.items()}
-    assert outcomes == {
-        "ok-1": Outcome.SUCCEEDED,
-        "ok-2": Outcome.SUCCEEDED,
-        "truly-fails": Outcome.FAILED,
-        "after-ok-1": Outcome.SUCCEEDED,
-    }
+    assert outcomes == {job["name"]: Outcome.SUCCEEDED for job in jobs} | {
+        "truly-fails": Outcome.FAILED}
     assert "bad data" in (results["truly-fails"].failure_reason or "")
+    # every line CloudWatch holds, once
     seen = Counter((line.stream, line.message) for line in lines)
     assert max(seen.values()) == 1
-    expected = sum(
-        r["ResourceConfig"]["InstanceCount"] * int(r["Tags"][1]["Value"]) for r in jobs.values()
-    )
-    assert len(seen) == expected
+    store = emulator.logs
+    held = {(stream, event.message)
+            for group in ("/aws/sagemaker/TrainingJobs", "/aws/sagemaker/ProcessingJobs",
+                          "/aws/sagemaker/TransformJobs")
+            for stream in store.stream_names(group)
+            for event in store.events(group, stream)}
+    assert set(seen) == held
     # the faults really happened, and were absorbed
     faulted = Counter(kind for _, kind in emulator.faulted)
     assert faulted["throttle"] > 10
-    assert stats["aws"]["retries"] > 0
+    assert stats["aws"]["retries"] >= faulted["throttle"]
     # one resource per job even though creates were throttled and retried
-    assert emulator.count("CreateTrainingJob") >= len(jobs)
-    assert len(emulator.sagemaker.kinds["training"].jobs) == len(jobs)  # type: ignore[attr-defined]
+    training_jobs = emulator.sagemaker.kinds["training"].jobs  # type: ignore[attr-defined]
+    assert len([n for n in training_jobs if "-00" not in n]) == 3  # wide, truly-fails, after
     budgets = {f: (b.acquired, b.throttled, round(b.wait_seconds, 1))
                for f, b in stats["budgets"].items()}
     print("fault figures:", dict(faulted), stats["aws"], budgets)
