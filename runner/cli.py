@@ -272,7 +272,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ManifestError as error:
             print(f"smrun: invalid manifest\n{redact_text(str(error))}", file=sys.stderr)
             return EXIT_BAD_INPUT
-        print(f"{args.manifest or manifest.source}: {len(manifest.jobs)} jobs, valid")
+        count = len(manifest.jobs)
+        print(f"{args.manifest or manifest.source}: {count} job{'s' * (count != 1)}, valid")
         return EXIT_OK
     if args.command == "iam-policy":
         return iam_policy_command(args)
