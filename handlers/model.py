@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from runner.component import (
+    VPC_INPUTS,
     Args,
     ArgumentError,
     Component,
@@ -19,6 +20,7 @@ from runner.component import (
     InputType,
     Output,
     non_empty,
+    vpc_fields,
 )
 from runner.job import JobError
 from runner.kind import Description, Kind, Phase, Request
@@ -139,11 +141,7 @@ def to_request(args: Args) -> Request:
         request["Containers"] = args["secondary_containers"]
     else:
         request["PrimaryContainer"] = primary_container(args)
-    if args["vpc_security_group_ids"] and args["vpc_subnets"]:
-        request["VpcConfig"] = {
-            "SecurityGroupIds": args["vpc_security_group_ids"],
-            "Subnets": args["vpc_subnets"],
-        }
+    request.update(vpc_fields(args))
     return request
 
 
@@ -175,10 +173,7 @@ COMPONENT = Component(
               "package to use to create the model."),
         Input("secondary_containers", ARR, [], "A list of dicts that specifies the additional "
               "containers in the inference pipeline."),
-        Input("vpc_security_group_ids", CSV, [], "The VPC security group IDs, in the form "
-              "sg-xxxxxxxx."),
-        Input("vpc_subnets", CSV, [], "The ID of the subnets in the VPC to which you want to "
-              "connect your hpo job."),
+        *VPC_INPUTS,
         Input("network_isolation", B, True, "Isolates the training container."),
     ),
     outputs=(Output("model_name", "The name of the model created by SageMaker."),),

@@ -7,12 +7,21 @@ The v1 ``process`` component is at the bottom.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
-from runner.component import Args, ArgumentError, Component, Input, InputType, Output, non_empty
+from runner.component import (
+    VPC_INPUTS,
+    Args,
+    ArgumentError,
+    Component,
+    Input,
+    InputType,
+    Output,
+    non_empty,
+    vpc_fields,
+)
 from runner.job import JobContext
-from runner.kind import Description, Kind, Request
+from runner.kind import Description, Kind, Request, time_span
 
 
 def outputs(d: Description) -> dict[str, Any]:
@@ -29,13 +38,9 @@ def details(d: Description) -> dict[str, Any]:
     facts: dict[str, Any] = {}
     if d.get("ExitMessage"):
         facts["exit_message"] = d["ExitMessage"]
-    started, ended = d.get("ProcessingStartTime"), d.get("ProcessingEndTime")
-    if isinstance(started, datetime):
-        facts["start_time"] = started.isoformat()
-    if isinstance(ended, datetime):
-        facts["end_time"] = ended.isoformat()
-    if isinstance(started, datetime) and isinstance(ended, datetime):
-        seconds = max(0, round((ended - started).total_seconds()))
+    times, seconds = time_span(d, "ProcessingStartTime", "ProcessingEndTime")
+    facts.update(times)
+    if seconds is not None:
         count = int(
             d.get("ProcessingResources", {}).get("ClusterConfig", {}).get("InstanceCount", 1) or 1
         )
@@ -91,11 +96,7 @@ def to_request(args: Args) -> Request:
         "EnableInterContainerTrafficEncryption": args["traffic_encryption"],
         "EnableNetworkIsolation": args["network_isolation"],
     }
-    if args["vpc_security_group_ids"] and args["vpc_subnets"]:
-        network["VpcConfig"] = {
-            "SecurityGroupIds": args["vpc_security_group_ids"],
-            "Subnets": args["vpc_subnets"],
-        }
+    network.update(vpc_fields(args))
     return {
         "RoleArn": args["role"],
         "AppSpecification": non_empty(
@@ -158,10 +159,7 @@ COMPONENT = Component(
               "processing job."),
         Input("input_config", ARR, [], "Parameters that specify Amazon S3 inputs for a "
               "processing job."),
-        Input("vpc_security_group_ids", CSV, [], "The VPC security group IDs, in the form "
-              "sg-xxxxxxxx."),
-        Input("vpc_subnets", CSV, [], "The ID of the subnets in the VPC to which you want to "
-              "connect your hpo job."),
+        *VPC_INPUTS,
         Input("network_isolation", B, True, "Isolates the processing container."),
         Input("traffic_encryption", B, False, "Encrypts all communications between ML compute "
               "instances in distributed training."),

@@ -6,6 +6,7 @@ from typing import Any
 
 from handlers._algorithms import UnknownRegion, image_for
 from runner.component import (
+    VPC_INPUTS,
     Args,
     ArgumentError,
     Component,
@@ -14,6 +15,7 @@ from runner.component import (
     Output,
     non_empty,
     spot_fields,
+    vpc_fields,
 )
 from runner.kind import Description, Kind, Request
 
@@ -135,11 +137,7 @@ def to_request(args: Args) -> Request:
             DebugRuleConfigurations=args["debug_rule_config"],
         ),
     }
-    if args["vpc_security_group_ids"] and args["vpc_subnets"]:
-        request["VpcConfig"] = {
-            "SecurityGroupIds": args["vpc_security_group_ids"],
-            "Subnets": args["vpc_subnets"],
-        }
+    request.update(vpc_fields(args))
     return request
 
 
@@ -180,10 +178,7 @@ COMPONENT = Component(
               "Amazon SageMaker to store the model artifacts."),
         Input("output_encryption_key", S, "", "The AWS KMS key that Amazon SageMaker uses to "
               "encrypt the model artifacts."),
-        Input("vpc_security_group_ids", CSV, [], "The VPC security group IDs, in the form "
-              "sg-xxxxxxxx."),
-        Input("vpc_subnets", CSV, [], "The ID of the subnets in the VPC to which you want to "
-              "connect your hpo job."),
+        *VPC_INPUTS,
         Input("network_isolation", B, True, "Isolates the training container."),
         Input("traffic_encryption", B, False, "Encrypts all communications between ML compute "
               "instances in distributed training."),

@@ -9,7 +9,6 @@ per record); both are under ``{job}/``, and the data log's lines are labelled
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -17,7 +16,7 @@ from botocore.exceptions import ClientError
 from runner.aws import error_code
 from runner.component import Args, Component, Input, InputType, Output, non_empty
 from runner.job import JobContext, JobError
-from runner.kind import Description, Kind, Request
+from runner.kind import Description, Kind, Request, time_span
 
 
 def outputs(d: Description) -> dict[str, Any]:
@@ -31,13 +30,9 @@ def details(d: Description) -> dict[str, Any]:
         "instance_type": resources.get("InstanceType", ""),
         "instance_count": int(resources.get("InstanceCount", 1) or 1),
     }
-    started, ended = d.get("TransformStartTime"), d.get("TransformEndTime")
-    if isinstance(started, datetime):
-        facts["start_time"] = started.isoformat()
-    if isinstance(ended, datetime):
-        facts["end_time"] = ended.isoformat()
-    if isinstance(started, datetime) and isinstance(ended, datetime):
-        seconds = max(0, round((ended - started).total_seconds()))
+    times, seconds = time_span(d, "TransformStartTime", "TransformEndTime")
+    facts.update(times)
+    if seconds is not None:
         facts["transform_seconds"] = seconds
         facts["instance_seconds"] = seconds * facts["instance_count"]
     return facts

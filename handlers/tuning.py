@@ -23,6 +23,7 @@ from botocore.exceptions import ClientError
 
 from handlers.training import algorithm_specification
 from runner.component import (
+    VPC_INPUTS,
     Args,
     ArgumentError,
     Component,
@@ -31,6 +32,7 @@ from runner.component import (
     Output,
     non_empty,
     spot_fields,
+    vpc_fields,
 )
 from runner.kind import Description, Kind, LogSource, Request
 
@@ -255,11 +257,7 @@ def to_request(args: Args) -> Request:
         **spot_fields(args),
         **non_empty(StaticHyperParameters=static_hyperparameters(args)),
     }
-    if args["vpc_security_group_ids"] and args["vpc_subnets"]:
-        definition["VpcConfig"] = {
-            "SecurityGroupIds": args["vpc_security_group_ids"],
-            "Subnets": args["vpc_subnets"],
-        }
+    definition.update(vpc_fields(args))
     return {
         "HyperParameterTuningJobConfig": {
             "Strategy": args["strategy"],
@@ -342,10 +340,7 @@ COMPONENT = Component(
               "jobs that a hyperparameter tuning job can launch."),
         Input("resource_encryption_key", S, "", "The AWS KMS key that Amazon SageMaker uses to "
               "encrypt data on the storage volume attached to the ML compute instance(s)."),
-        Input("vpc_security_group_ids", CSV, [], "The VPC security group IDs, in the form "
-              "sg-xxxxxxxx."),
-        Input("vpc_subnets", CSV, [], "The ID of the subnets in the VPC to which you want to "
-              "connect your hpo job."),
+        *VPC_INPUTS,
         Input("network_isolation", B, True, "Isolates the training container."),
         Input("traffic_encryption", B, False, "Encrypts all communications between ML compute "
               "instances in distributed training."),

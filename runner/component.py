@@ -387,6 +387,27 @@ def spot_fields(args: Args) -> dict[str, Any]:
     }
 
 
+def vpc_fields(args: Args) -> dict[str, Any]:
+    """``VpcConfig`` from the :data:`VPC_INPUTS`, when both are given (as v1 did)."""
+    if args["vpc_security_group_ids"] and args["vpc_subnets"]:
+        return {
+            "VpcConfig": {
+                "SecurityGroupIds": args["vpc_security_group_ids"],
+                "Subnets": args["vpc_subnets"],
+            }
+        }
+    return {}
+
+
+# the v1 inputs :func:`vpc_fields` reads, worded as every v1 component words them
+VPC_INPUTS = (
+    Input("vpc_security_group_ids", InputType.CSV_LIST, [], "The VPC security group IDs, in "
+          "the form sg-xxxxxxxx."),
+    Input("vpc_subnets", InputType.CSV_LIST, [], "The ID of the subnets in the VPC to which "
+          "you want to connect your hpo job."),
+)
+
+
 def non_empty(**members: Any) -> dict[str, Any]:
     """The members whose value is not empty (v1 left empty inputs out of the request)."""
     return {k: v for k, v in members.items() if v not in (None, "", [], {})}

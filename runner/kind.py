@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -157,3 +158,18 @@ class Kind:
         if self.log_group is None:
             return []
         return [LogSource(self.log_group, f"{job_name}/")]
+
+
+def time_span(d: Description, start: str, end: str) -> tuple[dict[str, str], int | None]:
+    """The ``start_time``/``end_time`` facts (ISO 8601) from the description
+    members ``start`` and ``end``, and the whole seconds between them when both
+    are there."""
+    started, ended = d.get(start), d.get(end)
+    facts: dict[str, str] = {}
+    if isinstance(started, datetime):
+        facts["start_time"] = started.isoformat()
+    if isinstance(ended, datetime):
+        facts["end_time"] = ended.isoformat()
+    if isinstance(started, datetime) and isinstance(ended, datetime):
+        return facts, max(0, round((ended - started).total_seconds()))
+    return facts, None

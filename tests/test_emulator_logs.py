@@ -5,19 +5,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import pytest
-from botocore.exceptions import ClientError
-
 from runner.emulator import Emulator, FakeClock, FaultConfig
+from tests.helpers import error_of
 
 GROUP = "/aws/sagemaker/TrainingJobs"
-
-
-async def error_of(call: Any, **params: Any) -> tuple[str, str]:
-    with pytest.raises(ClientError) as caught:
-        await call(**params)
-    error = caught.value.response["Error"]
-    return str(error["Code"]), str(error["Message"])
 
 
 def ms(clock: FakeClock) -> int:

@@ -10,6 +10,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from runner.emulator import Emulator, FakeClock, FaultConfig
+from tests.helpers import error_of
 
 GROUP = "/aws/sagemaker/TrainingJobs"
 ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
@@ -45,13 +46,6 @@ def request(name: str = "job-1", *, count: int = 1, **tags: str) -> dict[str, An
         ]
         + [{"Key": "team", "Value": "ml"}],
     }
-
-
-async def error_of(call: Any, **params: Any) -> tuple[str, str]:
-    with pytest.raises(ClientError) as caught:
-        await call(**params)
-    error = caught.value.response["Error"]
-    return str(error["Code"]), str(error["Message"])
 
 
 async def status_at(sagemaker: Any, clock: FakeClock, at: float, name: str = "job-1") -> Any:

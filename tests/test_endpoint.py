@@ -9,7 +9,6 @@ from typing import Any
 
 import anyio
 import pytest
-from botocore.exceptions import ClientError
 
 from handlers.endpoint import KIND, phase
 from runner import (
@@ -28,6 +27,7 @@ from runner.emulator import Emulator, FakeClock
 from runner.emulator.endpoint import Endpoints
 from runner.emulator.resources import call_handler
 from runner.kind import Phase
+from tests.helpers import error_of
 from tests.test_runner import local_runner
 
 ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
@@ -66,13 +66,6 @@ def config_request(name: str, variants: dict[str, tuple[str, int]], **behaviour:
         ],
         "Tags": tags(**behaviour),
     }
-
-
-async def error_of(call: Any, **params: Any) -> tuple[str, str]:
-    with pytest.raises(ClientError) as caught:
-        await call(**params)
-    error = caught.value.response["Error"]
-    return str(error["Code"]), str(error["Message"])
 
 
 async def at(sagemaker: Any, clock: FakeClock, seconds: float, name: str = "ep") -> Any:

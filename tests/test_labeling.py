@@ -9,21 +9,17 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import pytest
-from botocore.exceptions import ClientError
 
 from handlers.labeling import KIND
 from runner import (
-    AwsConfig,
     LogLine,
     Outcome,
-    Runner,
-    Settings,
     StatusChanged,
     load_manifest,
 )
 from runner.emulator import Emulator, FakeClock
 from runner.kind import Phase
+from tests.helpers import error_of, local_runner
 
 GROUP = "/aws/sagemaker/LabelingJobs"
 ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
@@ -93,13 +89,6 @@ def workteam_request(name: str) -> dict[str, Any]:
             }
         ],
     }
-
-
-async def error_of(call: Any, **params: Any) -> tuple[str, str]:
-    with pytest.raises(ClientError) as caught:
-        await call(**params)
-    error = caught.value.response["Error"]
-    return str(error["Code"]), str(error["Message"])
 
 
 async def described_at(sagemaker: Any, clock: FakeClock, at: float, name: str = "job-1") -> Any:
@@ -337,19 +326,6 @@ def test_outputs_are_empty_strings_until_the_job_has_them() -> None:
 
 
 # --- the engine -------------------------------------------------------------
-
-
-def local_runner(emulator: Emulator, **kwargs: Any) -> Runner:
-    config = AwsConfig(
-        region="us-east-1",
-        endpoint_url=emulator.url,
-        logs_endpoint_url=emulator.url,
-        static_credentials=("testing", "testing"),
-    )
-    # the last line of a stream reaches CloudWatch 0.5 s after the job ended:
-    # the drain must wait longer than that to see it
-    kwargs.setdefault("settings", Settings.fast(drain_grace=0.7))
-    return Runner(config, **kwargs)
 
 
 async def test_labeling_job_succeeds_with_its_outputs_and_counters(emulator: Emulator) -> None:

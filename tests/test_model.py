@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
 
 from handlers.model import KIND, adopt
 from runner import Outcome, StatusChanged, Submitted, load_manifest
 from runner.emulator import Emulator, FakeClock
 from runner.emulator.model import Models
 from runner.job import JobError
+from tests.helpers import error_of
 from tests.test_runner import local_runner
 
 ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
@@ -29,13 +29,6 @@ def model_request(name: str | None = "m-1", *, image: str = IMAGE, **extra: Any)
     if name is not None:
         body["ModelName"] = name
     return body
-
-
-async def error_of(call: Any, **params: Any) -> tuple[str, str]:
-    with pytest.raises(ClientError) as caught:
-        await call(**params)
-    error = caught.value.response["Error"]
-    return str(error["Code"]), str(error["Message"])
 
 
 # ------------------------------------------------------------------ the emulator

@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import functools
 from collections import Counter
 from datetime import datetime, timezone
 from typing import Any
 
 import anyio
-import pytest
-from botocore.exceptions import ClientError
-from botocore.loaders import Loader
-from botocore.model import ServiceModel
-from botocore.validate import ParamValidator
 
 from handlers.processing import KIND, details, failure_with_exit_message, outputs
-from runner import AwsConfig, LogLine, Outcome, Runner, Settings, StatusChanged
+from runner import LogLine, Outcome, StatusChanged
 from runner.emulator import Emulator, FakeClock
-from runner.emulator.jobs import LATE_INGESTION
+from tests.helpers import assert_fits_the_model, error_of, local_runner
 
 GROUP = "/aws/sagemaker/ProcessingJobs"
 ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
@@ -78,26 +72,6 @@ def request(name: str | None = "job-1", *, count: int = 1, **tags: str) -> dict[
     if name is not None:
         body["ProcessingJobName"] = name
     return body
-
-
-@functools.cache
-def sagemaker_model() -> ServiceModel:
-    return ServiceModel(Loader().load_service_model("sagemaker", "service-2"))
-
-
-def assert_fits_the_model(response: dict[str, Any], operation: str) -> None:
-    """The parsed response has every required member, of the model's types."""
-    model = sagemaker_model()
-    body = {k: v for k, v in response.items() if k != "ResponseMetadata"}
-    report = ParamValidator().validate(body, model.operation_model(operation).output_shape)
-    assert not report.has_errors(), report.generate_report()
-
-
-async def error_of(call: Any, **params: Any) -> tuple[str, str]:
-    with pytest.raises(ClientError) as caught:
-        await call(**params)
-    error = caught.value.response["Error"]
-    return str(error["Code"]), str(error["Message"])
 
 
 async def described_at(sagemaker: Any, clock: FakeClock, at: float, name: str = "job-1") -> Any:
@@ -316,19 +290,6 @@ def test_details_and_failure_reason_use_the_exit_message() -> None:
 
 
 # -- the engine on the emulator ----------------------------------------------
-
-
-def local_runner(emulator: Emulator, **kwargs: Any) -> Runner:
-    config = AwsConfig(
-        region="us-east-1",
-        endpoint_url=emulator.url,
-        logs_endpoint_url=emulator.url,
-        static_credentials=("testing", "testing"),
-    )
-    # the emulator's last line of a stream reaches CloudWatch 0.5 s after the job
-    # ended: the drain must wait longer than that to see it
-    kwargs.setdefault("settings", Settings.fast(drain_grace=LATE_INGESTION + 0.2))
-    return Runner(config, **kwargs)
 
 
 async def test_successful_job_reports_its_outputs_and_every_log_line_once(

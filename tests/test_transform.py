@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import functools
 import re
 from collections import Counter
 from datetime import datetime, timezone
 from typing import Any
 
 import anyio
-import pytest
-from botocore.exceptions import ClientError
-from botocore.loaders import Loader
-from botocore.model import ServiceModel
-from botocore.validate import ParamValidator
 
 from handlers.transform import KIND, details, outputs
-from runner import AwsConfig, LogLine, Outcome, Runner, Settings, StatusChanged
+from runner import LogLine, Outcome, StatusChanged
 from runner.emulator import Emulator, FakeClock
-from runner.emulator.jobs import LATE_INGESTION
 from runner.emulator.transform import instance_id
+from tests.helpers import assert_fits_the_model, error_of, local_runner
 
 GROUP = "/aws/sagemaker/TransformJobs"
 ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
@@ -56,26 +50,6 @@ async def create_model(sagemaker: Any, name: str = "model-1") -> None:
         PrimaryContainer={"Image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/serve:1"},
         ExecutionRoleArn=ROLE,
     )
-
-
-@functools.cache
-def sagemaker_model() -> ServiceModel:
-    return ServiceModel(Loader().load_service_model("sagemaker", "service-2"))
-
-
-def assert_fits_the_model(response: dict[str, Any], operation: str) -> None:
-    """The parsed response has every required member, of the model's types."""
-    body = {k: v for k, v in response.items() if k != "ResponseMetadata"}
-    shape = sagemaker_model().operation_model(operation).output_shape
-    report = ParamValidator().validate(body, shape)
-    assert not report.has_errors(), report.generate_report()
-
-
-async def error_of(call: Any, **params: Any) -> tuple[str, str]:
-    with pytest.raises(ClientError) as caught:
-        await call(**params)
-    error = caught.value.response["Error"]
-    return str(error["Code"]), str(error["Message"])
 
 
 async def described_at(sagemaker: Any, clock: FakeClock, at: float, name: str = "job-1") -> Any:
@@ -294,19 +268,6 @@ def test_outputs_and_details() -> None:
 
 
 # -- the engine on the emulator ----------------------------------------------
-
-
-def local_runner(emulator: Emulator, **kwargs: Any) -> Runner:
-    config = AwsConfig(
-        region="us-east-1",
-        endpoint_url=emulator.url,
-        logs_endpoint_url=emulator.url,
-        static_credentials=("testing", "testing"),
-    )
-    # the emulator's last line of a stream reaches CloudWatch 0.5 s after the job
-    # ended: the drain must wait longer than that to see it
-    kwargs.setdefault("settings", Settings.fast(drain_grace=LATE_INGESTION + 0.2))
-    return Runner(config, **kwargs)
 
 
 def long_request() -> dict[str, Any]:

@@ -11,16 +11,16 @@ from typing import Any
 
 import anyio
 import pytest
-from botocore.exceptions import ClientError
 
 from handlers.tuning import choose_tails
-from runner import AwsConfig, LogLine, Outcome, Runner, Settings, StatusChanged
+from runner import LogLine, Outcome, Runner, Settings, StatusChanged
 from runner.budget import Budgets
 from runner.emulator import Emulator, FakeClock
 from runner.emulator.logs import LogsService, LogStore
 from runner.emulator.tuning import TuningJobs
 from runner.kind import LogSource
 from runner.logs import LogFollower
+from tests.helpers import emulator_config, error_of
 
 ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/algo:1"
@@ -88,13 +88,6 @@ def tuning_request(
     if name is not None:
         request["HyperParameterTuningJobName"] = name
     return request
-
-
-async def error_of(call: Any, **params: Any) -> tuple[str, str]:
-    with pytest.raises(ClientError) as caught:
-        await call(**params)
-    error = caught.value.response["Error"]
-    return str(error["Code"]), str(error["Message"])
 
 
 async def children_of(sagemaker: Any, name: str = "tune-1") -> list[dict[str, Any]]:
@@ -506,12 +499,7 @@ async def test_a_log_source_that_leaves_is_drained_then_rests_and_resumes_withou
 
 
 def local_runner(emulator: Emulator, settings: Settings | None = None, **kwargs: Any) -> Runner:
-    config = AwsConfig(
-        region="us-east-1",
-        endpoint_url=emulator.url,
-        logs_endpoint_url=emulator.url,
-        static_credentials=("testing", "testing"),
-    )
+    config = emulator_config(emulator)
     # every child is a log source with its own DescribeLogStreams calls: at the
     # production budget (4/s) these tests would mostly wait for tokens
     budgets = Budgets({"logs.describe": 50.0})

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
 
 from handlers.workteam import KIND, adopt
-from runner import AwsConfig, Outcome, Runner, Settings, StatusChanged, Submitted
+from runner import Outcome, Runner, Settings, StatusChanged, Submitted
 from runner.emulator import Emulator, FakeClock
 from runner.job import JobError
 from runner.kind import Phase
+from tests.helpers import emulator_config, error_of
 
 POOL = "us-east-1_AbCdEf123"
 CLIENT = "4ab1cdef2ghij3klmno4pqrs5t"
@@ -32,13 +32,6 @@ def workteam_request(name: str | None = "labelers", *groups: str, **extra: Any) 
     if name is not None:
         body["WorkteamName"] = name
     return body
-
-
-async def error_of(call: Any, **params: Any) -> tuple[str, str]:
-    with pytest.raises(ClientError) as caught:
-        await call(**params)
-    error = caught.value.response["Error"]
-    return str(error["Code"]), str(error["Message"])
 
 
 # --- the emulator -----------------------------------------------------------
@@ -212,12 +205,7 @@ def test_adopts_a_team_with_the_same_members_in_any_order() -> None:
 
 
 def local_runner(emulator: Emulator, **kwargs: Any) -> Runner:
-    config = AwsConfig(
-        region="us-east-1",
-        endpoint_url=emulator.url,
-        logs_endpoint_url=emulator.url,
-        static_credentials=("testing", "testing"),
-    )
+    config = emulator_config(emulator)
     kwargs.setdefault("settings", Settings.fast(drain_grace=0.2))
     return Runner(config, **kwargs)
 

@@ -13,11 +13,10 @@ from __future__ import annotations
 import bisect
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 from runner.emulator.protocol import ApiError, Params
-from runner.emulator.resources import NOT_FOUND, Result, SageMaker, paginate
+from runner.emulator.resources import NOT_FOUND, Listing, Result, SageMaker
 
 LATE_INGESTION = 0.5  # seconds the last line of a stream reaches CloudWatch after the end
 TERMINAL = frozenset({"Completed", "Failed", "Stopped"})
@@ -63,11 +62,11 @@ class Timeline:
         if state.status == "Stopping":
             return
         self.stopped_at = now
-        self.transitions = [
-            *self.history(now),
-            Transition("Stopping", now),
-            Transition("Stopped", now + delay),
-        ]
+        self.transitions = [*self.history(now), *self.stopping(now, delay)]
+
+    def stopping(self, now: float, delay: float) -> list[Transition]:
+        """What a stop at ``now`` adds: Stopping, then Stopped ``delay`` later."""
+        return [Transition("Stopping", now), Transition("Stopped", now + delay)]
 
     def keeps(self, timestamp: float) -> bool:
         """Whether a line written at ``timestamp`` is still written: a stopped
@@ -92,6 +91,7 @@ class EmulatedJob:
     """One job: its request, its timeline and the lines it will log."""
 
     resource_type = ""  # the ARN's resource type, e.g. "processing-job"
+    stop_delay = 1.0  # seconds from Stop* to Stopped; kinds read it from a tag
 
     def __init__(self, sagemaker: SageMaker, name: str, params: Params, created: float) -> None:
         self.name = name
@@ -110,12 +110,21 @@ class EmulatedJob:
     def summary(self, now: float) -> Result:
         raise NotImplementedError
 
+    def run_times(self, now: float, started: float, *, start: str, end: str) -> Result:
+        """The members ``start`` (when the instances were ready, unless the job
+        was stopped before) and ``end`` (when it turned terminal), once each
+        happened by ``now``."""
+        times: Result = {}
+        stopped = self.timeline.stopped_at
+        if started <= now and (stopped is None or started <= stopped):
+            times[start] = started
+        ended = self.timeline.ended(now)
+        if ended is not None:
+            times[end] = ended
+        return times
+
 
 J = TypeVar("J", bound=EmulatedJob)
-
-
-def _seconds(value: datetime | float) -> float:
-    return value.timestamp() if isinstance(value, datetime) else float(value)
 
 
 class JobTable(Generic[J]):
@@ -129,13 +138,23 @@ class JobTable(Generic[J]):
     noun = ""  # e.g. "ProcessingJob"
     what = ""  # e.g. "processing job"
     log_group = ""
-    stop_delay_default = 1.0
+    not_found_code = "ValidationException"  # the error an unknown name gets
+    # As for training jobs: MaxResults jobs are picked first, then filtered
+    # by StatusEquals, so a page can come back short while more match.
+    status_after_page = True
+    summaries_member = ""  # default: f"{noun}Summaries"
 
     def __init__(self, sagemaker: SageMaker) -> None:
         self.sagemaker = sagemaker
         self.jobs: dict[str, J] = {}  # by lower-cased name: names are case-insensitive
         describe = sagemaker.protocol.model.operation_model(f"Describe{self.noun}")
         self._echoed = frozenset(describe.output_shape.members)
+        self.listing = Listing(
+            name=self.name_member,
+            status=self.status_member,
+            summaries=self.summaries_member or f"{self.noun}Summaries",
+            status_after_page=self.status_after_page,
+        )
 
     @property
     def name_member(self) -> str:
@@ -162,9 +181,6 @@ class JobTable(Generic[J]):
     async def check(self, params: Params) -> None:
         """Refuse a request (raise :class:`ApiError`) before anything exists."""
 
-    def stop_delay(self, job: J) -> float:
-        return self.stop_delay_default
-
     # -- the operations ----------------------------------------------------
 
     def echo(self, request: Params) -> Result:
@@ -175,10 +191,9 @@ class JobTable(Generic[J]):
         try:
             return self.jobs[name.lower()]
         except KeyError:
-            raise ApiError("ValidationException", NOT_FOUND) from None
+            raise ApiError(self.not_found_code, NOT_FOUND) from None
 
-    async def create(self, params: Params) -> Result:
-        name = params[self.name_member]
+    def refuse_existing(self, name: str) -> None:
         existing = self.jobs.get(name.lower())
         if existing is not None:
             raise ApiError(
@@ -186,12 +201,20 @@ class JobTable(Generic[J]):
                 f"{self.what.capitalize()} names must be unique within an AWS account and "
                 f"region, and a {self.what} with this name already exists ({existing.arn})",
             )
+
+    async def create(self, params: Params) -> Result:
+        self.refuse_existing(params[self.name_member])
         await self.check(params)
-        job = self.new_job(params, self.sagemaker.now)
-        self.jobs[name.lower()] = job
+        job = self.start(params, self.sagemaker.now)
+        return {f"{self.noun}Arn": job.arn}
+
+    def start(self, params: Params, created: float) -> J:
+        """A new job, created at ``created``, with its log lines scheduled."""
+        job = self.new_job(params, created)
+        self.jobs[job.name.lower()] = job
         self.sagemaker.add_resource(job.arn, params.get("Tags"))
         self.schedule(job, job.log_lines())
-        return {f"{self.noun}Arn": job.arn}
+        return job
 
     def schedule(self, job: J, lines: Iterable[PlannedLine]) -> None:
         """Write each line when it reaches CloudWatch, unless the job was
@@ -215,47 +238,9 @@ class JobTable(Generic[J]):
 
     def stop(self, params: Params) -> Result:
         job = self.job(params[self.name_member])
-        job.timeline.stop(self.sagemaker.now, self.stop_delay(job), self.what)
+        job.timeline.stop(self.sagemaker.now, job.stop_delay, self.what)
         return {}
 
     def list(self, params: Params) -> Result:
         now = self.sagemaker.now
-        name, status = self.name_member, self.status_member
-        contains = params.get("NameContains", "").lower()
-        # (summary member, bound, whether the value must be after the bound)
-        bounds = [
-            (member, _seconds(params[f"{member}{side}"]), side == "After")
-            for member in ("CreationTime", "LastModifiedTime")
-            for side in ("After", "Before")
-            if f"{member}{side}" in params
-        ]
-        summaries = []
-        for job in self.jobs.values():
-            if contains not in job.name.lower():
-                continue
-            summary = job.summary(now)
-            if all(
-                summary[member] > bound if after else summary[member] < bound
-                for member, bound, after in bounds
-            ):
-                summaries.append(summary)
-        key: Callable[[Result], Any] = {
-            "Name": lambda s: s[name],
-            "CreationTime": lambda s: (s["CreationTime"], s[name]),
-            "Status": lambda s: (s[status], s["CreationTime"], s[name]),
-        }[params.get("SortBy", "CreationTime")]
-        page, token = paginate(
-            summaries,
-            key=key,
-            max_results=params.get("MaxResults", 10),
-            next_token=params.get("NextToken"),
-            descending=params.get("SortOrder", "Ascending") == "Descending",
-        )
-        # As for training jobs: MaxResults jobs are picked first, then filtered
-        # by StatusEquals, so a page can come back short while more match.
-        if "StatusEquals" in params:
-            page = [s for s in page if s[status] == params["StatusEquals"]]
-        result: Result = {f"{self.noun}Summaries": page}
-        if token is not None:
-            result["NextToken"] = token
-        return result
+        return self.listing.answer((job.summary(now) for job in self.jobs.values()), params)

@@ -44,15 +44,20 @@ Behaviour tags (in the request's ``Tags``; all optional):
 
 from __future__ import annotations
 
-import bisect
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
 
+from runner.emulator.jobs import (
+    LATE_INGESTION,
+    EmulatedJob,
+    JobTable,
+    PlannedLine,
+    Timeline,
+    Transition,
+)
 from runner.emulator.protocol import ApiError, Params
-from runner.emulator.resources import NOT_FOUND, Result, SageMaker, TagReader, paginate
+from runner.emulator.resources import Result, SageMaker, TagReader
 from runner.emulator.workteam import Workteams
 
 LOG_GROUP = "/aws/sagemaker/LabelingJobs"
@@ -64,21 +69,13 @@ DEFAULT_FAILURE_REASON = (
     "ClientError: The input manifest contains no valid data objects. "
     "Check that each line is a JSON object with a source or source-ref key."
 )
-LATE_INGESTION = 0.5
 INITIALIZING_SHARE = 0.1  # of the duration, before any task reaches a worker
 MACHINE_SHARE = 0.6  # of the labelable objects, labeled by the model when auto-labeling
 FAILED_REACH = 0.5  # of the labeling a Failed job gets done before it fails
 OUTCOMES = ("Completed", "Failed")
-TERMINAL = frozenset({"Completed", "Failed", "Stopped"})
 PRIVATE_TEAM = ":workteam/private-crowd/"
 HUMAN_STREAM = "human-annotation"
 MACHINE_STREAM = "active-learning"
-
-
-@dataclass(frozen=True)
-class Transition:
-    status: str  # LabelingJobStatus from ``start`` on
-    start: float
 
 
 @dataclass(frozen=True)
@@ -98,21 +95,12 @@ class Counters:
         }
 
 
-@dataclass(frozen=True)
-class LogLine:
-    stream: str  # the part after ``{job}/``
-    timestamp: float  # when it was written
-    ingested: float  # when CloudWatch has it
-    message: str
+class LabelingJob(EmulatedJob):
+    resource_type = "labeling-job"
 
-
-class LabelingJob:
     def __init__(self, sagemaker: SageMaker, params: Params, created: float) -> None:
+        super().__init__(sagemaker, params["LabelingJobName"], params, created)
         tags = TagReader(params.get("Tags"))
-        self.name: str = params["LabelingJobName"]
-        self.arn = sagemaker.arn("labeling-job", self.name)
-        self.request = params
-        self.created = created
         self.duration = tags.number("duration", DEFAULT_DURATION, minimum=0.001)
         self.outcome = tags.choice("outcome", "Completed", OUTCOMES)
         self.failure_reason = tags.text("failure-reason", DEFAULT_FAILURE_REASON)
@@ -128,12 +116,13 @@ class LabelingJob:
         self.auto_labeling = "LabelingJobAlgorithmsConfig" in params
         self.end = created + self.duration
         self.labeling_start = created + INITIALIZING_SHARE * self.duration
-        self.timeline = [
-            Transition("Initializing", created),
-            Transition("InProgress", self.labeling_start),
-            Transition(self.outcome, self.end),
-        ]
-        self.stopped_at: float | None = None
+        self.timeline = Timeline(
+            [
+                Transition("Initializing", created),
+                Transition("InProgress", self.labeling_start),
+                Transition(self.outcome, self.end),
+            ]
+        )
         digest = hashlib.sha256(f"{self.arn}\0{created}".encode()).hexdigest()
         self.reference_code = f"{sagemaker.account}{digest[:16].upper()}"
         self.final_model_arn = sagemaker.arn("model", f"{self.name}-final-model")
@@ -142,7 +131,8 @@ class LabelingJob:
 
     def progress(self, at: float) -> float:
         """How far labeling has got at ``at``, from 0 to 1 (a Failed job's stops short)."""
-        frozen = min(at, self.end if self.stopped_at is None else self.stopped_at)
+        stopped = self.timeline.stopped_at
+        frozen = min(at, self.end if stopped is None else stopped)
         span = self.end - self.labeling_start
         done = min(1.0, max(0.0, (frozen - self.labeling_start) / span)) if span > 0 else 1.0
         return done * (FAILED_REACH if self.outcome == "Failed" else 1.0)
@@ -157,20 +147,21 @@ class LabelingJob:
         failed = int(p * self.failed_objects)
         return Counters(human, machine, failed, self.objects - human - machine - failed)
 
-    def log_lines(self) -> list[LogLine]:
+    def log_lines(self) -> list[PlannedLine]:
         total = self.lines_per_stream
         streams = [(HUMAN_STREAM, self.labeling_start, 0.0)]
         if self.auto_labeling:
             halfway = (self.labeling_start + self.end) / 2
             # a millisecond later, so that a merge by timestamp is unambiguous
             streams.append((MACHINE_STREAM, halfway, 0.001))
-        lines: list[LogLine] = []
+        lines: list[PlannedLine] = []
         for stream, start, offset in streams:
             for i in range(1, total + 1):
                 at = start + (self.end - start) * i / total + offset
                 ingested = self.end + LATE_INGESTION if i == total else at
                 text = self._line_text(stream, i == total, self.counters(at))
-                lines.append(LogLine(stream, at, ingested, f"[{stream}] line {i}/{total}: {text}"))
+                message = f"[{stream}] line {i}/{total}: {text}"
+                lines.append(PlannedLine(self.stream_name(stream), at, ingested, message))
         return lines
 
     def _line_text(self, stream: str, last: bool, c: Counters) -> str:
@@ -190,36 +181,8 @@ class LabelingJob:
     def stream_name(self, stream: str) -> str:
         return f"{self.name}/{stream}"
 
-    def keeps_line(self, line: LogLine) -> bool:
-        return self.stopped_at is None or line.timestamp <= self.stopped_at
-
-    # -- state at a time -------------------------------------------------------
-
-    def transitions_at(self, now: float) -> list[Transition]:
-        count = bisect.bisect_right([t.start for t in self.timeline], now)
-        return self.timeline[: max(count, 1)]
-
-    def current(self, now: float) -> Transition:
-        return self.transitions_at(now)[-1]
-
-    def stop(self, now: float) -> None:
-        state = self.current(now)
-        if state.status in TERMINAL:
-            raise ApiError(
-                "ValidationException",
-                f"The request was rejected because the labeling job is in status {state.status}.",
-            )
-        if state.status == "Stopping":
-            return
-        self.stopped_at = now
-        self.timeline = [
-            *self.transitions_at(now),
-            Transition("Stopping", now),
-            Transition("Stopped", now + self.stop_delay),
-        ]
-
     def output(self, now: float) -> Result | None:
-        status = self.current(now).status
+        status = self.timeline.current(now).status
         if status not in ("Completed", "Stopped"):
             return None
         path = self.request["OutputConfig"]["S3OutputPath"].rstrip("/")
@@ -231,7 +194,7 @@ class LabelingJob:
         return output
 
     def describe(self, now: float, echo: Callable[[Params], Result]) -> Result:
-        state = self.current(now)
+        state = self.timeline.current(now)
         result = echo(self.request)
         result.update(
             LabelingJobName=self.name,
@@ -250,7 +213,7 @@ class LabelingJob:
         return result
 
     def summary(self, now: float) -> Result:
-        state = self.current(now)
+        state = self.timeline.current(now)
         task = self.request["HumanTaskConfig"]
         summary: Result = {
             "LabelingJobName": self.name,
@@ -272,38 +235,25 @@ class LabelingJob:
         return summary
 
 
-def _seconds(value: datetime | float) -> float:
-    return value.timestamp() if isinstance(value, datetime) else float(value)
+class LabelingJobs(JobTable[LabelingJob]):
+    noun = "LabelingJob"
+    what = "labeling job"
+    log_group = LOG_GROUP
+    not_found_code = "ResourceNotFound"
+    status_after_page = False
+    summaries_member = "LabelingJobSummaryList"
 
+    def new_job(self, params: Params, now: float) -> LabelingJob:
+        return LabelingJob(self.sagemaker, params, now)
 
-class LabelingJobs:
-    """The labeling-job operations and the jobs they act on."""
-
-    def __init__(self, sagemaker: SageMaker) -> None:
-        self.sagemaker = sagemaker
-        self.jobs: dict[str, LabelingJob] = {}  # by lower-cased name: names are case-insensitive
-        describe_shape = sagemaker.protocol.model.operation_model(
-            "DescribeLabelingJob"
-        ).output_shape
-        self._echoed = frozenset(describe_shape.members)
-
-    def install(self) -> None:
-        for operation, handler in (
-            ("CreateLabelingJob", self.create),
-            ("DescribeLabelingJob", self.describe),
-            ("ListLabelingJobs", self.list),
-            ("StopLabelingJob", self.stop),
-        ):
-            self.sagemaker.register(operation, handler)
-
-    def _echo(self, request: Params) -> Result:
-        return {k: v for k, v in request.items() if k in self._echoed}
-
-    def job(self, name: str) -> LabelingJob:
-        try:
-            return self.jobs[name.lower()]
-        except KeyError:
-            raise ApiError("ResourceNotFound", NOT_FOUND) from None
+    async def check(self, params: Params) -> None:
+        if params["LabelAttributeName"].lower().endswith("-metadata"):
+            raise ApiError(
+                "ValidationException",
+                "LabelAttributeName must not end with '-metadata': Ground Truth writes "
+                "that attribute itself.",
+            )
+        self._check_workteam(params["HumanTaskConfig"]["WorkteamArn"])
 
     def _check_workteam(self, arn: str) -> None:
         if PRIVATE_TEAM not in arn:
@@ -314,87 +264,6 @@ class LabelingJobs:
                 "ValidationException",
                 f"The specified Workteam '{arn}' does not exist or you do not have access to it.",
             )
-
-    def create(self, params: Params) -> Result:
-        name = params["LabelingJobName"]
-        existing = self.jobs.get(name.lower())
-        if existing is not None:
-            raise ApiError(
-                "ResourceInUse",
-                "Labeling job names must be unique within an AWS account and region, and a "
-                f"labeling job with this name already exists ({existing.arn})",
-            )
-        if params["LabelAttributeName"].lower().endswith("-metadata"):
-            raise ApiError(
-                "ValidationException",
-                "LabelAttributeName must not end with '-metadata': Ground Truth writes "
-                "that attribute itself.",
-            )
-        self._check_workteam(params["HumanTaskConfig"]["WorkteamArn"])
-        job = LabelingJob(self.sagemaker, params, self.sagemaker.now)
-        self.jobs[name.lower()] = job
-        self.sagemaker.add_resource(job.arn, params.get("Tags"))
-        logs = self.sagemaker.logs
-        for line in job.log_lines():
-
-            def write(line: LogLine = line) -> None:
-                if job.keeps_line(line):
-                    logs.put(
-                        LOG_GROUP,
-                        job.stream_name(line.stream),
-                        [(round(line.timestamp * 1000), line.message)],
-                        ingestion_time=round(line.ingested * 1000),
-                    )
-
-            self.sagemaker.scheduler.at(line.ingested, write)
-        return {"LabelingJobArn": job.arn}
-
-    def describe(self, params: Params) -> Result:
-        return self.job(params["LabelingJobName"]).describe(self.sagemaker.now, self._echo)
-
-    def stop(self, params: Params) -> Result:
-        self.job(params["LabelingJobName"]).stop(self.sagemaker.now)
-        return {}
-
-    def list(self, params: Params) -> Result:
-        now = self.sagemaker.now
-        contains = params.get("NameContains", "").lower()
-        status = params.get("StatusEquals")
-        # (summary member, bound, whether the value must be after the bound)
-        bounds = [
-            (field, _seconds(params[f"{field}{side}"]), side == "After")
-            for field in ("CreationTime", "LastModifiedTime")
-            for side in ("After", "Before")
-            if f"{field}{side}" in params
-        ]
-        summaries = []
-        for job in self.jobs.values():
-            if contains not in job.name.lower():
-                continue
-            summary = job.summary(now)
-            if status is not None and summary["LabelingJobStatus"] != status:
-                continue
-            if all(
-                summary[field] > bound if after else summary[field] < bound
-                for field, bound, after in bounds
-            ):
-                summaries.append(summary)
-        key: Callable[[Result], Any] = {
-            "Name": lambda s: s["LabelingJobName"],
-            "CreationTime": lambda s: (s["CreationTime"], s["LabelingJobName"]),
-            "Status": lambda s: (s["LabelingJobStatus"], s["CreationTime"], s["LabelingJobName"]),
-        }[params.get("SortBy", "CreationTime")]
-        page, token = paginate(
-            summaries,
-            key=key,
-            max_results=params.get("MaxResults", 10),
-            next_token=params.get("NextToken"),
-            descending=params.get("SortOrder", "Ascending") == "Descending",
-        )
-        result: Result = {"LabelingJobSummaryList": page}
-        if token is not None:
-            result["NextToken"] = token
-        return result
 
 
 def install_kind(sagemaker: SageMaker) -> None:

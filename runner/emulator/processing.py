@@ -98,14 +98,13 @@ class ProcessingJob(EmulatedJob):
 
     def _describe_times(self, now: float) -> Result:
         state = self.timeline.current(now)
-        times: Result = {"CreationTime": self.created, "LastModifiedTime": state.start}
-        stopped = self.timeline.stopped_at
-        if self.started <= now and (stopped is None or self.started <= stopped):
-            times["ProcessingStartTime"] = self.started
-        ended = self.timeline.ended(now)
-        if ended is not None:
-            times["ProcessingEndTime"] = ended
-        return times
+        return {
+            "CreationTime": self.created,
+            "LastModifiedTime": state.start,
+            **self.run_times(
+                now, self.started, start="ProcessingStartTime", end="ProcessingEndTime"
+            ),
+        }
 
     def _outcome_members(self, now: float) -> Result:
         status = self.timeline.current(now).status
@@ -146,9 +145,6 @@ class ProcessingJobs(JobTable[ProcessingJob]):
 
     def new_job(self, params: Params, now: float) -> ProcessingJob:
         return ProcessingJob(self.sagemaker, params, now)
-
-    def stop_delay(self, job: ProcessingJob) -> float:
-        return job.stop_delay
 
 
 def install_kind(sagemaker: SageMaker) -> None:

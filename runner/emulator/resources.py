@@ -22,7 +22,9 @@ import inspect
 import itertools
 import json
 import pkgutil
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, TypeVar
 
 from runner.emulator.logs import LogStore
@@ -238,6 +240,74 @@ def paginate(
     page = ordered[:max_results]
     token = make_page_token(key(page[-1])) if len(ordered) > max_results else None
     return page, token
+
+
+SortKey = Callable[[Result], Any]
+
+
+@dataclass(frozen=True)
+class Listing:
+    """How one List* operation answers: NameContains, StatusEquals,
+    CreationTime*/LastModifiedTime*, SortBy (Name, CreationTime, Status),
+    SortOrder, MaxResults and NextToken over the summaries of every resource.
+    """
+
+    name: str  # the summary member naming a resource, e.g. "TrainingJobName"
+    status: str  # e.g. "TrainingJobStatus"
+    summaries: str  # the response member of the page, e.g. "TrainingJobSummaries"
+    default_sort: str = "CreationTime"
+    # ListTrainingJobs as documented (and the kinds that copy it): MaxResults
+    # resources are picked first, then filtered by StatusEquals, so a page can
+    # come back short (or empty) while more match.
+    status_after_page: bool = False
+    more_sort_keys: Mapping[str, SortKey] = field(default_factory=dict)
+
+    def sort_key(self, sort_by: str) -> SortKey:
+        name, status = self.name, self.status
+        keys: dict[str, SortKey] = {
+            "Name": lambda s: s[name],
+            "CreationTime": lambda s: (s["CreationTime"], s[name]),
+            "Status": lambda s: (s[status], s["CreationTime"], s[name]),
+            **self.more_sort_keys,
+        }
+        return keys[sort_by]
+
+    def answer(self, summaries: Iterable[Result], params: Params) -> Result:
+        contains = params.get("NameContains", "").lower()
+        wanted = params.get("StatusEquals")
+        # (summary member, bound, whether the value must be after the bound)
+        bounds = [
+            (member, _seconds(params[f"{member}{side}"]), side == "After")
+            for member in ("CreationTime", "LastModifiedTime")
+            for side in ("After", "Before")
+            if f"{member}{side}" in params
+        ]
+        selected = [
+            s
+            for s in summaries
+            if contains in s[self.name].lower()
+            and (wanted is None or self.status_after_page or s[self.status] == wanted)
+            and all(
+                s[member] > bound if after else s[member] < bound for member, bound, after in bounds
+            )
+        ]
+        page, token = paginate(
+            selected,
+            key=self.sort_key(params.get("SortBy", self.default_sort)),
+            max_results=params.get("MaxResults", 10),
+            next_token=params.get("NextToken"),
+            descending=params.get("SortOrder", "Ascending") == "Descending",
+        )
+        if wanted is not None and self.status_after_page:
+            page = [s for s in page if s[self.status] == wanted]
+        result: Result = {self.summaries: page}
+        if token is not None:
+            result["NextToken"] = token
+        return result
+
+
+def _seconds(value: datetime | float) -> float:
+    return value.timestamp() if isinstance(value, datetime) else float(value)
 
 
 def _json_key(value: Any) -> Any:

@@ -32,21 +32,21 @@ Behaviour tags (in the request's ``Tags``; all optional):
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from typing import cast
 
-from runner.emulator.protocol import ApiError, Params
-from runner.emulator.resources import (
-    NOT_FOUND,
-    Result,
-    SageMaker,
-    TagReader,
-    paginate,
-    stable_fraction,
+from runner.emulator.jobs import (
+    LATE_INGESTION,
+    TERMINAL,
+    EmulatedJob,
+    JobTable,
+    PlannedLine,
+    Timeline,
+    Transition,
 )
+from runner.emulator.protocol import ApiError, Params
+from runner.emulator.resources import Result, SageMaker, TagReader, stable_fraction
 
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 DEFAULT_DURATION = 6.0
@@ -59,11 +59,9 @@ DEFAULT_FAILURE_REASON = (
 MAX_RUNTIME_REASON = (
     "MaxRuntimeExceeded: Training job runtime exceeded MaxRuntimeInSeconds provided"
 )
-LATE_INGESTION = 0.5  # seconds the last line of a stream reaches CloudWatch after the end
 SPOT_SAVINGS = 0.3
 DEFAULT_MAX_RUNTIME = 86400
 OUTCOMES = ("Completed", "Failed", "MaxRuntimeExceeded")
-TERMINAL = frozenset({"Completed", "Failed", "Stopped"})
 
 # Where each phase starts, as a fraction of the duration.
 PHASES = (
@@ -75,29 +73,32 @@ PHASES = (
 
 
 @dataclass(frozen=True)
-class Transition:
-    status: str  # TrainingJobStatus from this point on
-    secondary: str
-    start: float
-    message: str
+class TrainingTransition(Transition):
+    """A TrainingJobStatus with the SecondaryStatus and its message."""
+
+    secondary: str = ""
+    message: str = ""
 
 
-@dataclass(frozen=True)
-class LogLine:
-    instance: int
-    timestamp: float  # when the container wrote it
-    ingested: float  # when CloudWatch has it
-    message: str
+class TrainingTimeline(Timeline):
+    def stopping(self, now: float, delay: float) -> list[Transition]:
+        return [
+            TrainingTransition("Stopping", now, "Stopping", "Stopping the training job"),
+            TrainingTransition("Stopped", now + delay, "Stopped", "Training job stopped"),
+        ]
+
+    def steps(self, now: float) -> list[TrainingTransition]:
+        # every transition of a training job's timeline is a TrainingTransition
+        return cast(list[TrainingTransition], self.history(now))
 
 
-class TrainingJob:
+class TrainingJob(EmulatedJob):
+    resource_type = "training-job"
+    timeline: TrainingTimeline
+
     def __init__(self, sagemaker: SageMaker, params: Params, created: float) -> None:
+        super().__init__(sagemaker, params["TrainingJobName"], params, created)
         tags = TagReader(params.get("Tags"))
-        self.name: str = params["TrainingJobName"]
-        self.arn = sagemaker.arn("training-job", self.name)
-        self.request = params
-        self.created = created
-        self.epoch = int(created)
         self.duration = tags.number("duration", DEFAULT_DURATION, minimum=0.001)
         self.outcome = tags.choice("outcome", "Completed", OUTCOMES)
         self.failure_reason_text = tags.text("failure-reason", DEFAULT_FAILURE_REASON)
@@ -113,42 +114,45 @@ class TrainingJob:
             self.end = created + self.max_runtime
         else:
             self.end = created + self.duration
-        self.timeline = self._plan()
-        self.stopped_at: float | None = None
+        self.timeline = TrainingTimeline(self._plan())
         # final metric values fixed by whoever runs the job (a tuning job's
         # objective); other metrics get a stable made-up value
         self.final_metrics: dict[str, float] = {}
 
-    def _plan(self) -> list[Transition]:
+    def _plan(self) -> list[TrainingTransition]:
         timeline = [
-            Transition("InProgress", secondary, self.created + fraction * self.duration, message)
+            TrainingTransition(
+                "InProgress", self.created + fraction * self.duration, secondary, message
+            )
             for fraction, secondary, message in PHASES
             if self.created + fraction * self.duration < self.end
         ]
         if self.outcome != "Completed":
             timeline = [t for t in timeline if t.secondary != "Uploading"]
         final = {
-            "Completed": Transition("Completed", "Completed", self.end, "Training job completed"),
-            "Failed": Transition(
-                "Failed", "Failed", self.end, f"Training job failed. {self.failure_reason_text}"
+            "Completed": TrainingTransition(
+                "Completed", self.end, "Completed", "Training job completed"
             ),
-            "MaxRuntimeExceeded": Transition(
+            "Failed": TrainingTransition(
+                "Failed", self.end, "Failed", f"Training job failed. {self.failure_reason_text}"
+            ),
+            "MaxRuntimeExceeded": TrainingTransition(
                 "Stopped",
-                "MaxRuntimeExceeded",
                 self.end,
+                "MaxRuntimeExceeded",
                 "Job stopped because max runtime exceeded",
             ),
         }[self.outcome]
         return [*timeline, final]
 
-    def log_lines(self) -> list[LogLine]:
+    def log_lines(self) -> list[PlannedLine]:
         total = self.lines_per_instance
         if total >= 4:
             middle = [0.25 + 0.60 * (k + 1) / (total - 3) for k in range(total - 4)]
             fractions = [0.10, 0.25, *middle, 0.85, 1.0]
         else:
             fractions = [0.10 + 0.90 * (k + 1) / total for k in range(total)]
-        lines: list[LogLine] = []
+        lines: list[PlannedLine] = []
         for n in range(1, self.instance_count + 1):
             for i, fraction in enumerate(fractions, start=1):
                 # Instances write a millisecond apart so a merge by timestamp is unambiguous.
@@ -159,7 +163,8 @@ class TrainingJob:
                 if n == self.instance_count and self.stream_delay:
                     ingested = max(ingested, self.created + self.stream_delay)
                 text = self._line_text(n, i, total)
-                lines.append(LogLine(n, at, ingested, f"[algo-{n}] line {i}/{total}: {text}"))
+                message = f"[algo-{n}] line {i}/{total}: {text}"
+                lines.append(PlannedLine(self.stream_name(n), at, ingested, message))
         return lines
 
     def _line_text(self, instance: int, i: int, total: int) -> str:
@@ -184,34 +189,14 @@ class TrainingJob:
 
     # -- state at a time ---------------------------------------------------
 
-    def transitions_at(self, now: float) -> list[Transition]:
-        count = bisect.bisect_right([t.start for t in self.timeline], now)
-        return self.timeline[: max(count, 1)]
-
-    def current(self, now: float) -> Transition:
-        return self.transitions_at(now)[-1]
+    def current(self, now: float) -> TrainingTransition:
+        return self.timeline.steps(now)[-1]
 
     def stop(self, now: float) -> None:
-        state = self.current(now)
-        if state.status in TERMINAL:
-            raise ApiError(
-                "ValidationException",
-                f"The request was rejected because the training job is in status {state.status}.",
-            )
-        if state.status == "Stopping":
-            return
-        self.stopped_at = now
-        self.timeline = [
-            *self.transitions_at(now),
-            Transition("Stopping", "Stopping", now, "Stopping the training job"),
-            Transition("Stopped", "Stopped", now + self.stop_delay, "Training job stopped"),
-        ]
-
-    def keeps_line(self, line: LogLine) -> bool:
-        return self.stopped_at is None or line.timestamp <= self.stopped_at
+        self.timeline.stop(now, self.stop_delay, "training job")
 
     def describe(self, now: float, echo: Callable[[Params], Result]) -> Result:
-        transitions = self.transitions_at(now)
+        transitions = self.timeline.steps(now)
         state = transitions[-1]
         result = echo(self.request)
         result.setdefault("StoppingCondition", {"MaxRuntimeInSeconds": DEFAULT_MAX_RUNTIME})
@@ -295,133 +280,41 @@ def instance_count(resource_config: Params) -> int:
     return max(1, int(resource_config.get("InstanceCount", 1)))
 
 
-def _seconds(value: datetime | float) -> float:
-    return value.timestamp() if isinstance(value, datetime) else float(value)
-
-
-class TrainingJobs:
-    """The training-job operations and the jobs they act on."""
-
-    def __init__(self, sagemaker: SageMaker) -> None:
-        self.sagemaker = sagemaker
-        self.jobs: dict[str, TrainingJob] = {}  # by lower-cased name: names are case-insensitive
-        describe_shape = sagemaker.protocol.model.operation_model(
-            "DescribeTrainingJob"
-        ).output_shape
-        self._echoed = frozenset(describe_shape.members)
-
-    def install(self) -> None:
-        for operation, handler in (
-            ("CreateTrainingJob", self.create),
-            ("DescribeTrainingJob", self.describe),
-            ("ListTrainingJobs", self.list),
-            ("StopTrainingJob", self.stop),
-        ):
-            self.sagemaker.register(operation, handler)
-
-    def _echo(self, request: Params) -> Result:
-        return {k: v for k, v in request.items() if k in self._echoed}
-
-    def job(self, name: str) -> TrainingJob:
-        try:
-            return self.jobs[name.lower()]
-        except KeyError:
-            raise ApiError("ValidationException", NOT_FOUND) from None
-
-    def create(self, params: Params, *, created: float | None = None) -> Result:
-        """CreateTrainingJob; ``created`` backdates the job to a time the world
-        has already passed (a tuning job starting a child when an earlier one ended)."""
-        name = params["TrainingJobName"]
-        existing = self.jobs.get(name.lower())
-        if existing is not None:
+def check_spot(params: Params) -> None:
+    """A managed spot job must wait at least as long as it may run."""
+    if params.get("EnableManagedSpotTraining"):
+        stopping = params.get("StoppingCondition") or {}
+        max_wait = stopping.get("MaxWaitTimeInSeconds")
+        if max_wait is None or max_wait < stopping.get("MaxRuntimeInSeconds", DEFAULT_MAX_RUNTIME):
             raise ApiError(
-                "ResourceInUse",
-                "Training job names must be unique within an AWS account and region, and a "
-                f"training job with this name already exists ({existing.arn})",
+                "ValidationException",
+                "Invalid MaxWaitTimeInSeconds. It must be present and be greater than or "
+                "equal to MaxRuntimeInSeconds",
             )
-        if params.get("EnableManagedSpotTraining"):
-            stopping = params.get("StoppingCondition") or {}
-            max_wait = stopping.get("MaxWaitTimeInSeconds")
-            if max_wait is None or max_wait < stopping.get(
-                "MaxRuntimeInSeconds", DEFAULT_MAX_RUNTIME
-            ):
-                raise ApiError(
-                    "ValidationException",
-                    "Invalid MaxWaitTimeInSeconds. It must be present and be greater than or "
-                    "equal to MaxRuntimeInSeconds",
-                )
-        now = self.sagemaker.now if created is None else created
-        job = TrainingJob(self.sagemaker, params, now)
-        self.jobs[name.lower()] = job
-        self.sagemaker.add_resource(job.arn, params.get("Tags"))
-        logs = self.sagemaker.logs
-        scheduler = self.sagemaker.scheduler
 
-        for line in job.log_lines():
 
-            def write(line: LogLine = line) -> None:
-                if job.keeps_line(line):
-                    logs.put(
-                        LOG_GROUP,
-                        job.stream_name(line.instance),
-                        [(round(line.timestamp * 1000), line.message)],
-                        ingestion_time=round(line.ingested * 1000),
-                    )
+class TrainingJobs(JobTable[TrainingJob]):
+    noun = "TrainingJob"
+    what = "training job"
+    log_group = LOG_GROUP
 
-            scheduler.at(line.ingested, write)
-        return {"TrainingJobArn": job.arn}
+    def new_job(self, params: Params, now: float) -> TrainingJob:
+        return TrainingJob(self.sagemaker, params, now)
 
-    def describe(self, params: Params) -> Result:
-        return self.job(params["TrainingJobName"]).describe(self.sagemaker.now, self._echo)
+    async def check(self, params: Params) -> None:
+        check_spot(params)
 
-    def stop(self, params: Params) -> Result:
-        self.job(params["TrainingJobName"]).stop(self.sagemaker.now)
-        return {}
+    def create_child(self, params: Params, created: float) -> TrainingJob:
+        """CreateTrainingJob backdated to ``created``, a time the world has
+        already passed (a tuning job starting a child when an earlier one ended)."""
+        self.refuse_existing(params[self.name_member])
+        check_spot(params)
+        return self.start(params, created)
 
     def list(self, params: Params) -> Result:
-        now = self.sagemaker.now
-        contains = params.get("NameContains", "").lower()
-        # (summary member, bound, whether the value must be after the bound)
-        bounds = [
-            (field, _seconds(params[f"{field}{side}"]), side == "After")
-            for field in ("CreationTime", "LastModifiedTime")
-            for side in ("After", "Before")
-            if f"{field}{side}" in params
-        ]
-        summaries = []
-        for job in self.jobs.values():
-            if contains not in job.name.lower():
-                continue
-            summary = job.summary(now)
-            if all(
-                summary[field] > bound if after else summary[field] < bound
-                for field, bound, after in bounds
-            ):
-                summaries.append(summary)
-        sort_by = params.get("SortBy", "CreationTime")
-        key: Callable[[Result], Any] = {
-            "Name": lambda s: s["TrainingJobName"],
-            "CreationTime": lambda s: (s["CreationTime"], s["TrainingJobName"]),
-            "Status": lambda s: (s["TrainingJobStatus"], s["CreationTime"], s["TrainingJobName"]),
-        }[sort_by]
-        page, token = paginate(
-            summaries,
-            key=key,
-            max_results=params.get("MaxResults", 10),
-            next_token=params.get("NextToken"),
-            descending=params.get("SortOrder", "Ascending") == "Descending",
-        )
-        # As SageMaker documents: MaxResults jobs are picked first, ignoring
-        # StatusEquals, and only then filtered by it; a page can come back
-        # short (or empty) while more matching jobs exist.
-        status = params.get("StatusEquals")
-        if status is not None:
-            page = [s for s in page if s["TrainingJobStatus"] == status]
+        result = super().list(params)
         if params.get("WarmPoolStatusEquals") is not None:
-            page = []  # no emulated job keeps a warm pool
-        result: Result = {"TrainingJobSummaries": page}
-        if token is not None:
-            result["NextToken"] = token
+            result[self.listing.summaries] = []  # no emulated job keeps a warm pool
         return result
 
 

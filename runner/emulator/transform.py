@@ -119,13 +119,10 @@ class TransformJob(EmulatedJob):
         return f"[sagemaker logs] {instance_id(self.name, n)} record {i}/{total}: {record} {result}"
 
     def _times(self, now: float) -> Result:
-        times: Result = {"CreationTime": self.created}
-        stopped = self.timeline.stopped_at
-        if self.started <= now and (stopped is None or self.started <= stopped):
-            times["TransformStartTime"] = self.started
-        ended = self.timeline.ended(now)
-        if ended is not None:
-            times["TransformEndTime"] = ended
+        times: Result = {
+            "CreationTime": self.created,
+            **self.run_times(now, self.started, start="TransformStartTime", end="TransformEndTime"),
+        }
         if self.timeline.current(now).status == "Failed":
             times["FailureReason"] = self.failure_reason
         return times
@@ -159,9 +156,6 @@ class TransformJobs(JobTable[TransformJob]):
 
     def new_job(self, params: Params, now: float) -> TransformJob:
         return TransformJob(self.sagemaker, params, now)
-
-    def stop_delay(self, job: TransformJob) -> float:
-        return job.stop_delay
 
     async def check(self, params: Params) -> None:
         """The model must exist when the job is created (later deletes don't matter)."""

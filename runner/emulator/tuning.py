@@ -50,25 +50,23 @@ import json
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
+from runner.emulator.jobs import TERMINAL
 from runner.emulator.protocol import ApiError, Params
 from runner.emulator.resources import (
     BEHAVIOUR_TAG_PREFIX,
+    Listing,
     Result,
     SageMaker,
     TagReader,
-    paginate,
     stable_fraction,
 )
-from runner.emulator.training import TERMINAL as TRAINING_TERMINAL
 from runner.emulator.training import TrainingJob, TrainingJobs
 
 DEFAULT_MAX_JOBS = 10
 DEFAULT_CHILD_DURATION = 6.0
 OBJECTIVE_KEY = "_tuning_objective_metric"
-TERMINAL = frozenset({"Completed", "Failed", "Stopped"})
 CHILD_OUTCOMES = ("Completed", "Failed")
 # behaviour tags a child inherits from its tuning job
 INHERITED_TAGS = ("failure-reason", "log-lines", "stop-delay", "stream-delay")
@@ -358,8 +356,7 @@ class TuningJob:
         # Not a CreateTrainingJob member: the training job echoes it in its
         # description, as SageMaker does for a tuning job's children.
         request["TuningJobArn"] = self.arn
-        trainings.create(request, created=when)
-        job = trainings.job(name)
+        job = trainings.create_child(request, when)
         value = objective_value(definition.metric, tuned)
         job.final_metrics[definition.metric] = value
         self.children.append(Child(name, index, definition, tuned, value, job))
@@ -369,7 +366,7 @@ class TuningJob:
         end the tuning job once every child has ended."""
         if self.status in TERMINAL:
             return
-        running = [c for c in self.children if c.job.current(when).status not in TRAINING_TERMINAL]
+        running = [c for c in self.children if c.job.current(when).status not in TERMINAL]
         while (
             self.status == "InProgress"
             and len(running) < self.max_parallel
@@ -384,7 +381,8 @@ class TuningJob:
                 return
             running.append(self.children[-1])
         if running:
-            self.schedule(trainings, min(c.job.timeline[-1].start for c in running), when)
+            last = min(c.job.timeline.transitions[-1].start for c in running)
+            self.schedule(trainings, last, when)
             return
         if self.status == "Stopping":
             self._end(when, "Stopped")
@@ -549,11 +547,26 @@ def pick_best_summary(summaries: list[Result], objective_type: str) -> Result:
     )
 
 
-def _seconds(value: datetime | float) -> float:
-    return value.timestamp() if isinstance(value, datetime) else float(value)
-
-
 # -- the operations ------------------------------------------------------------
+
+JOBS = Listing(
+    name="HyperParameterTuningJobName",
+    status="HyperParameterTuningJobStatus",
+    summaries="HyperParameterTuningJobSummaries",
+    default_sort="Name",
+)
+CHILDREN = Listing(
+    name="TrainingJobName",
+    status="TrainingJobStatus",
+    summaries="TrainingJobSummaries",
+    default_sort="Name",
+    more_sort_keys={
+        "FinalObjectiveMetricValue": lambda s: (
+            s["FinalHyperParameterTuningJobObjectiveMetric"]["Value"],
+            s["TrainingJobName"],
+        )
+    },
+)
 
 
 class TuningJobs:
@@ -634,78 +647,16 @@ class TuningJobs:
 
     def list(self, params: Params) -> Result:
         now = self.sagemaker.now
-        contains = params.get("NameContains", "").lower()
-        bounds = [
-            (field, _seconds(params[f"{field}{side}"]), side == "After")
-            for field in ("CreationTime", "LastModifiedTime")
-            for side in ("After", "Before")
-            if f"{field}{side}" in params
-        ]
-        status = params.get("StatusEquals")
-        summaries = []
-        for job in self.jobs.values():
-            summary = job.summary(now)
-            if contains not in job.name.lower():
-                continue
-            if status is not None and summary["HyperParameterTuningJobStatus"] != status:
-                continue
-            if all(
-                summary[field] > bound if after else summary[field] < bound
-                for field, bound, after in bounds
-            ):
-                summaries.append(summary)
-        key: Callable[[Result], Any] = {
-            "Name": lambda s: s["HyperParameterTuningJobName"],
-            "CreationTime": lambda s: (s["CreationTime"], s["HyperParameterTuningJobName"]),
-            "Status": lambda s: (
-                s["HyperParameterTuningJobStatus"],
-                s["CreationTime"],
-                s["HyperParameterTuningJobName"],
-            ),
-        }[params.get("SortBy", "Name")]
-        page, token = paginate(
-            summaries,
-            key=key,
-            max_results=params.get("MaxResults", 10),
-            next_token=params.get("NextToken"),
-            descending=params.get("SortOrder", "Ascending") == "Descending",
-        )
-        result: Result = {"HyperParameterTuningJobSummaries": page}
-        if token is not None:
-            result["NextToken"] = token
-        return result
+        return JOBS.answer((job.summary(now) for job in self.jobs.values()), params)
 
     def list_training_jobs(self, params: Params) -> Result:
         job = self.job(params["HyperParameterTuningJobName"])
         now = self.sagemaker.now
         summaries = [job.child_summary(c, now) for c in job.children]
-        status = params.get("StatusEquals")
-        if status is not None:
-            summaries = [s for s in summaries if s["TrainingJobStatus"] == status]
-        sort_by = params.get("SortBy", "Name")
-        if sort_by == "FinalObjectiveMetricValue":
+        if params.get("SortBy", CHILDREN.default_sort) == "FinalObjectiveMetricValue":
             # as documented: jobs without an objective value are left out
             summaries = [s for s in summaries if "FinalHyperParameterTuningJobObjectiveMetric" in s]
-        key: Callable[[Result], Any] = {
-            "Name": lambda s: s["TrainingJobName"],
-            "CreationTime": lambda s: (s["CreationTime"], s["TrainingJobName"]),
-            "Status": lambda s: (s["TrainingJobStatus"], s["CreationTime"], s["TrainingJobName"]),
-            "FinalObjectiveMetricValue": lambda s: (
-                s["FinalHyperParameterTuningJobObjectiveMetric"]["Value"],
-                s["TrainingJobName"],
-            ),
-        }[sort_by]
-        page, token = paginate(
-            summaries,
-            key=key,
-            max_results=params.get("MaxResults", 10),
-            next_token=params.get("NextToken"),
-            descending=params.get("SortOrder", "Ascending") == "Descending",
-        )
-        result: Result = {"TrainingJobSummaries": page}
-        if token is not None:
-            result["NextToken"] = token
-        return result
+        return CHILDREN.answer(summaries, params)
 
 
 def install_kind(sagemaker: SageMaker) -> None:
