@@ -180,7 +180,6 @@ class Job:
         self._stop_sent = False
         self._create_sent = False
         self._timed_out = False
-        self._events = bus.subscribe(lambda e: e.job == key)
         self._context = JobContext(
             aws, key, self.name, kind, settings, self.publish, request, options=dict(options or {})
         )
@@ -202,11 +201,19 @@ class Job:
         self._wake.set()
 
     async def events(self) -> AsyncIterator[Event]:
-        """Every event of this job from its start, ending after ``Finished``."""
-        async for event in self._events:
-            yield event
-            if isinstance(event, Finished):
-                return
+        """This job's events from now on, ending after ``Finished``.
+
+        The subscription starts when iteration starts (nothing is buffered for
+        a job nobody listens to: a long job's log lines would pile up), so
+        iterate right after ``submit()`` to see the job from its start."""
+        if self.result is not None:
+            yield Finished(self.key, self.result, time=self._clock())
+            return
+        with self._bus.subscribe(lambda e: e.job == self.key) as stream:
+            async for event in stream:
+                yield event
+                if isinstance(event, Finished):
+                    return
 
     async def logs(self) -> AsyncIterator[LogLine]:
         async for event in self.events():

@@ -236,3 +236,12 @@ async def test_cancellation_during_create_still_finds_and_stops_the_job(
     assert job.result.outcome is Outcome.STOPPED_BY_US
     assert emulator.count("StopTrainingJob") == 1
     assert len(emulator.sagemaker.kinds["training"].jobs) == 1  # type: ignore[attr-defined]
+
+
+async def test_nothing_is_buffered_for_a_job_nobody_listens_to(emulator: Emulator) -> None:
+    async with local_runner(emulator) as runner:
+        job = await runner.submit("quiet", "training", training_request(duration=0.5, lines=50))
+        await job.wait()
+        assert runner.bus._subscribers == []
+        # a late listener still learns how it ended
+        assert [type(e).__name__ async for e in job.events()] == ["Finished"]
