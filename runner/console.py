@@ -90,6 +90,8 @@ class HumanRenderer:
         )
         head = f"{self._paint(_DIM, stamp)} {self._paint(colour, job.ljust(self._width))}"
         mark = _MARKS.get(kind, "·")
+        if kind == "notice" and ev.get("level") == "info":
+            mark = "·"
         if kind == "log":
             return f"{head} {mark} {self._paint(_DIM, str(ev.get('instance', '')))} " \
                    f"{ev.get('message', '')}"
