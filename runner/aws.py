@@ -157,6 +157,9 @@ class Aws:
         cfg = self.config
         if cfg.profile:
             self._session.set_config_variable("profile", cfg.profile)
+        if cfg.region:
+            # every client the session makes (STS for assume_role too) needs it
+            self._session.set_config_variable("region", cfg.region)
         if cfg.static_credentials:
             self._session.set_credentials(*cfg.static_credentials)
         if cfg.assume_role:

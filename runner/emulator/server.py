@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 import signal
 import time
 import uuid
@@ -112,6 +113,8 @@ class Emulator:
             )
         }
         self.requests: list[tuple[str, str, dict[str, Any]]] = []
+        # the access key id each request was signed with (SigV4 isn't verified)
+        self.callers: list[str] = []
         self.faulted: list[tuple[str, str]] = []  # (operation, fault) for each injected fault
         self._faults = FaultConfig()
         self._rng = random.Random()
@@ -207,6 +210,8 @@ class Emulator:
             raise ApiError(
                 "MissingAuthenticationTokenException", "Missing Authentication Token", 403
             )
+        signed_by = _CREDENTIAL.search(request.headers["Authorization"])
+        self.callers.append(signed_by.group(1) if signed_by else "")
         body = await request.read()
         try:
             wire = decode_body(body)
@@ -285,6 +290,9 @@ class Emulator:
         except (ValueError, TypeError) as exc:
             return web.json_response({"error": str(exc)}, status=400)
         return web.json_response(self._faults.to_json())
+
+
+_CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/")
 
 
 def serve(host: str = "127.0.0.1", port: int = 0, region: str = "us-east-1") -> None:
