@@ -174,6 +174,7 @@ class Job:
         self.result: JobResult | None = None
         self.tokens: dict[str, str] = dict(tokens or {})
         self._on_token = on_token
+        self._history: list[Event] = []  # every event of this job but its log lines
         self._done = anyio.Event()
         self._wake = anyio.Event()
         self._stop_asked = False  # Job.stop() or cancellation
@@ -201,15 +202,17 @@ class Job:
         self._wake.set()
 
     async def events(self) -> AsyncIterator[Event]:
-        """This job's events from now on, ending after ``Finished``.
-
-        The subscription starts when iteration starts (nothing is buffered for
-        a job nobody listens to: a long job's log lines would pile up), so
-        iterate right after ``submit()`` to see the job from its start."""
-        if self.result is not None:
-            yield Finished(self.key, self.result, time=self._clock())
-            return
+        """This job's events, ending after ``Finished``: its status history
+        first (submitted, status changes, notices, kept from the start), then
+        everything live, log lines included. Log lines are not kept for a job
+        nobody iterates (a long job's would pile up), so those start when
+        iteration does."""
+        # subscribe, then copy the history: nothing can be published in between
         with self._bus.subscribe(lambda e: e.job == self.key) as stream:
+            for event in list(self._history):
+                yield event
+                if isinstance(event, Finished):
+                    return
             async for event in stream:
                 yield event
                 if isinstance(event, Finished):
@@ -221,6 +224,8 @@ class Job:
                 yield event
 
     def publish(self, event: Event) -> None:
+        if not isinstance(event, LogLine):
+            self._history.append(event)
         self._bus.publish(event)
 
     # --- the lifecycle ----------------------------------------------------
