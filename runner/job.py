@@ -500,7 +500,7 @@ class Job:
             await self._drain(description)
             return self._final_result(await self._enrich(description))
         if self._settings.on_cancel is OnCancel.DETACH or self.kind.stop is None:
-            await self._drain(description, terminal=False)
+            await self._drain(description)
             reason = "left running on cancellation"
             if self.kind.cancel_hook is not None:
                 reason = await self.kind.cancel_hook(self._context, description)
@@ -532,7 +532,7 @@ class Job:
         except (ClientError, TimeoutError):
             return None
 
-    async def _drain(self, description: Description, *, terminal: bool = True) -> None:
+    async def _drain(self, description: Description) -> None:
         sources = self.kind.default_log_sources(self.name)
         if self.kind.log_sources is not None:
             try:

@@ -138,9 +138,3 @@ class Journal:
             }
             for job, kind, name, status, outcome, result in rows
         }
-
-    def runs(self) -> list[str]:
-        rows = self._db.execute(
-            "SELECT run_id FROM jobs GROUP BY run_id ORDER BY MAX(updated) DESC"
-        )
-        return [run_id for (run_id,) in rows]
