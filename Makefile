@@ -20,6 +20,7 @@ test: $(STAMP) lint
 lint: $(STAMP)
 	$(BIN)/ruff check runner handlers components tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 components: $(STAMP)
 	$(BIN)/python -m components.build

@@ -21,7 +21,8 @@ from kfp import compiler, dsl
 from kfp.dsl import placeholders, structures
 from kfp.dsl.container_component_class import ContainerComponent
 
-from runner.component import COMMON_INPUTS, Component, Input, InputType, discover_components
+from handlers import COMPONENTS
+from runner.v1 import COMMON_INPUTS, Component, Input, InputType
 
 DEFAULT_IMAGE = "smrun:latest"
 HERE = Path(__file__).resolve().parent
@@ -152,7 +153,7 @@ def render(component: ContainerComponent) -> str:
 def generate(image: str = DEFAULT_IMAGE) -> dict[str, str]:
     """File name → YAML text of every component."""
     files = {f"{c.name}.yaml": render(kind_component(c, image))
-             for c in discover_components().values()}
+             for c in COMPONENTS.values()}
     files["run.yaml"] = render(run_component(image))
     return files
 

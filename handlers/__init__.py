@@ -1,33 +1,46 @@
-"""One module per SageMaker resource kind; ``KINDS`` maps a manifest ``kind:`` to it.
+"""One module per SageMaker resource kind; the built-in set of kinds and components.
 
-A handler module exposes ``KIND`` (or ``KINDS``, a tuple, when one file holds
-closely tied kinds). Adding a kind is adding a module: this registry finds it.
+A handler module exposes ``KIND`` (and ``CONFIG_KIND``, when one file holds
+closely tied kinds) and ``COMPONENT``, its KFP v1 interface. The entry points
+(the CLI, the KFP step, the library) pass ``KINDS`` and ``COMPONENTS`` to the
+engine and the manifest loader; the engine itself knows no kind by name.
+Adding a kind is adding a module and naming it here.
 """
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
+from collections.abc import Iterable, Mapping
+from typing import TypeVar
 
+from handlers import (
+    endpoint,
+    labeling,
+    model,
+    processing,
+    training,
+    transform,
+    tuning,
+    workteam,
+)
 from runner.kind import Kind
+from runner.v1 import Component
+
+_MODULES = (endpoint, labeling, model, processing, training, transform, tuning, workteam)
 
 
-def _discover() -> dict[str, Kind]:
-    kinds: dict[str, Kind] = {}
-    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-        if info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"{__name__}.{info.name}")
-        found = list(getattr(module, "KINDS", ()))
-        if hasattr(module, "KIND"):
-            found.append(module.KIND)
-        for kind in found:
-            if kind.name in kinds:
-                raise RuntimeError(f"kind {kind.name!r} is defined twice")
-            kinds[kind.name] = kind
-    return kinds
+Named = TypeVar("Named", Kind, Component)
 
 
-KINDS: dict[str, Kind] = _discover()
+def _by_name(items: Iterable[Named], what: str) -> dict[str, Named]:
+    found: dict[str, Named] = {}
+    for item in items:
+        if item.name in found:
+            raise RuntimeError(f"{what} {item.name!r} is defined twice")
+        found[item.name] = item
+    return found
 
-__all__ = ["KINDS"]
+
+KINDS: Mapping[str, Kind] = _by_name((endpoint.CONFIG_KIND, *(m.KIND for m in _MODULES)), "kind")
+COMPONENTS: Mapping[str, Component] = _by_name((m.COMPONENT for m in _MODULES), "component")
+
+__all__ = ["COMPONENTS", "KINDS"]

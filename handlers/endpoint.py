@@ -37,11 +37,13 @@ from collections.abc import Mapping
 from typing import Any
 
 import anyio
-from botocore.exceptions import ClientError
 
 from handlers.model import differences, settled
-from runner.aws import error_code
-from runner.component import (
+from runner.errors import describe, is_denied, is_in_progress, is_not_found
+from runner.kind import JobContext, Kind
+from runner.settings import OnCancel
+from runner.types import Description, JobError, LogSource, Phase, Request
+from runner.v1 import (
     REQUIRED,
     Args,
     ArgumentError,
@@ -52,9 +54,6 @@ from runner.component import (
     Output,
     non_empty,
 )
-from runner.job import JobContext, JobError, is_not_found
-from runner.kind import Description, Kind, LogSource, Phase, Request
-from runner.settings import OnCancel
 
 SUCCESS = frozenset({"InService"})
 # Deleting: someone is deleting the endpoint; it will never be InService
@@ -119,8 +118,8 @@ CONFIG_KIND = Kind(
     name="endpoint_config",
     create="CreateEndpointConfig",
     describe="DescribeEndpointConfig",
-    list_op="ListEndpointConfigs",
     name_field="EndpointConfigName",
+    arn_field="EndpointConfigArn",
     status_field="",
     success=frozenset(),
     failure=frozenset(),
@@ -206,8 +205,18 @@ async def _deployed_variants(ctx: JobContext) -> list[str]:
             described = await ctx.call(
                 "sagemaker", "DescribeEndpointConfig", EndpointConfigName=config
             )
-        except ClientError:
-            return []  # deleted already, or not allowed: try again at the next poll
+        except Exception as error:
+            # deleted already: the endpoint's own variants say where its logs are
+            if is_not_found(error):
+                return []
+            if not is_denied(error):
+                raise
+            # not allowed: say so once, and follow the endpoint's variants instead
+            if not ctx.state.get("config_denied"):
+                ctx.state["config_denied"] = True
+                ctx.notice("warning", f"cannot read endpoint config {config} "
+                           f"({describe(error)}); following the variants the endpoint shows")
+            return []
         ctx.state["variants"] = [v["VariantName"] for v in described["ProductionVariants"]]
     return list(ctx.state["variants"])
 
@@ -244,9 +253,9 @@ async def _retire(ctx: JobContext, old: str) -> dict[str, Any]:
                 "replaced it and is InService",
                 config=old,
             )
-        except ClientError as error:
+        except Exception as error:
             if not is_not_found(error):
-                ctx.notice("warning", f"could not delete endpoint config {old}: {error}")
+                ctx.notice("warning", f"could not delete endpoint config {old}: {describe(error)}")
                 return {"name": old, "deleted": False}
         ctx.state["retired"] = True
     return {"name": old, "deleted": True}
@@ -272,12 +281,12 @@ async def on_cancel(ctx: JobContext, d: Description) -> str:
             try:
                 await ctx.call("sagemaker", "DeleteEndpoint", EndpointName=name)
                 return f"deleted endpoint {name}, which was {status} when the run was cancelled"
-            except ClientError as error:
+            except Exception as error:
                 if is_not_found(error):
                     return f"endpoint {name} is already gone"
-                in_progress = "in-progress" in str(error) or "in progress" in str(error)
-                if error_code(error) != "ValidationException" or not in_progress:
-                    return f"could not delete endpoint {name} ({error}); {delete_command(name)}"
+                if not is_in_progress(error):
+                    return (f"could not delete endpoint {name} ({describe(error)}); "
+                            f"{delete_command(name)}")
             await anyio.sleep(ctx.settings.poll_min)
     return (
         f"endpoint {name} was still {status} after {ctx.settings.stop_grace:.0f}s and "
@@ -311,8 +320,8 @@ KIND = Kind(
     name="endpoint",
     create="CreateEndpoint",
     describe="DescribeEndpoint",
-    list_op="ListEndpoints",
     name_field="EndpointName",
+    arn_field="EndpointArn",
     status_field="EndpointStatus",
     success=SUCCESS,
     failure=FAILURE,
@@ -332,7 +341,6 @@ KIND = Kind(
     ),
 )
 
-KINDS = (CONFIG_KIND,)
 
 
 # ---------------------------------------------------------------------------

@@ -15,7 +15,9 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from runner.component import (
+from runner.kind import Kind
+from runner.types import Description, Request
+from runner.v1 import (
     Args,
     ArgumentError,
     Component,
@@ -24,7 +26,6 @@ from runner.component import (
     Output,
     non_empty,
 )
-from runner.kind import Description, Kind, Request
 
 # LabelCounters members as the summary names them
 COUNTERS = {
@@ -61,8 +62,8 @@ KIND = Kind(
     create="CreateLabelingJob",
     describe="DescribeLabelingJob",
     stop="StopLabelingJob",
-    list_op="ListLabelingJobs",
     name_field="LabelingJobName",
+    arn_field="LabelingJobArn",
     status_field="LabelingJobStatus",
     success=frozenset({"Completed"}),
     failure=frozenset({"Failed"}),

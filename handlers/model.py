@@ -11,7 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from runner.component import (
+from runner.kind import Kind
+from runner.types import Description, JobError, Phase, Request
+from runner.v1 import (
     VPC_INPUTS,
     Args,
     ArgumentError,
@@ -22,8 +24,6 @@ from runner.component import (
     non_empty,
     vpc_fields,
 )
-from runner.job import JobError
-from runner.kind import Description, Kind, Phase, Request
 
 # what makes two models the same model (tags are not part of a description)
 COMPARED = (
@@ -98,8 +98,8 @@ KIND = Kind(
     name="model",
     create="CreateModel",
     describe="DescribeModel",
-    list_op="ListModels",
     name_field="ModelName",
+    arn_field="ModelArn",
     role_field="ExecutionRoleArn",
     status_field="",
     success=frozenset(),

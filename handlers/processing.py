@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from runner.component import (
+from runner.kind import JobContext, Kind, time_span
+from runner.types import Description, Request
+from runner.v1 import (
     VPC_INPUTS,
     Args,
     ArgumentError,
@@ -20,8 +22,6 @@ from runner.component import (
     non_empty,
     vpc_fields,
 )
-from runner.job import JobContext
-from runner.kind import Description, Kind, Request, time_span
 
 
 def outputs(d: Description) -> dict[str, Any]:
@@ -68,8 +68,9 @@ KIND = Kind(
     create="CreateProcessingJob",
     describe="DescribeProcessingJob",
     stop="StopProcessingJob",
-    list_op="ListProcessingJobs",
     name_field="ProcessingJobName",
+    arn_field="ProcessingJobArn",
+    end_field="ProcessingEndTime",
     status_field="ProcessingJobStatus",
     success=frozenset({"Completed"}),
     failure=frozenset({"Failed"}),

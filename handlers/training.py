@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from handlers._algorithms import UnknownRegion, image_for
-from runner.component import (
+from runner.kind import Kind
+from runner.types import Description, Request
+from runner.v1 import (
     VPC_INPUTS,
     Args,
     ArgumentError,
@@ -17,7 +19,6 @@ from runner.component import (
     spot_fields,
     vpc_fields,
 )
-from runner.kind import Description, Kind, Request
 
 
 def outputs(d: Description) -> dict[str, Any]:
@@ -57,8 +58,9 @@ KIND = Kind(
     create="CreateTrainingJob",
     describe="DescribeTrainingJob",
     stop="StopTrainingJob",
-    list_op="ListTrainingJobs",
     name_field="TrainingJobName",
+    arn_field="TrainingJobArn",
+    end_field="TrainingEndTime",
     status_field="TrainingJobStatus",
     secondary_status_field="SecondaryStatus",
     success=frozenset({"Completed"}),

@@ -11,12 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from runner.aws import error_code
-from runner.component import Args, Component, Input, InputType, Output, non_empty
-from runner.job import JobContext, JobError
-from runner.kind import Description, Kind, Request, time_span
+from runner.errors import error_message, is_missing_model
+from runner.kind import JobContext, Kind, time_span
+from runner.types import Description, JobError, Request
+from runner.v1 import Args, Component, Input, InputType, Output, non_empty
 
 
 def outputs(d: Description) -> dict[str, Any]:
@@ -38,21 +36,15 @@ def details(d: Description) -> dict[str, Any]:
     return facts
 
 
-def is_missing_model(error: ClientError) -> bool:
-    message = str(error.response.get("Error", {}).get("Message", "")).lower()
-    return error_code(error) == "ValidationException" and "could not find model" in message
-
-
 async def create(ctx: JobContext, request: Request) -> None:
     try:
         await ctx.call("sagemaker", "CreateTransformJob", **request)
-    except ClientError as error:
+    except Exception as error:
         if not is_missing_model(error):
             raise
-        message = error.response["Error"]["Message"]
         raise JobError(
             f"model {request['ModelName']!r} does not exist, so transform job {ctx.name} "
-            f"was not created (SageMaker: {message}); create the model first"
+            f"was not created (SageMaker: {error_message(error)}); create the model first"
         ) from error
 
 
@@ -61,8 +53,9 @@ KIND = Kind(
     create="CreateTransformJob",
     describe="DescribeTransformJob",
     stop="StopTransformJob",
-    list_op="ListTransformJobs",
     name_field="TransformJobName",
+    arn_field="TransformJobArn",
+    end_field="TransformEndTime",
     status_field="TransformJobStatus",
     success=frozenset({"Completed"}),
     failure=frozenset({"Failed"}),

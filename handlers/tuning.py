@@ -17,12 +17,13 @@ rules (``image`` wins, else a built-in ``algorithm_name`` for the region).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
-
-from botocore.exceptions import ClientError
+from typing import Any
 
 from handlers.training import algorithm_specification
-from runner.component import (
+from runner.errors import describe, is_aws_error
+from runner.kind import JobContext, Kind
+from runner.types import Description, LogSource, Request
+from runner.v1 import (
     VPC_INPUTS,
     Args,
     ArgumentError,
@@ -34,10 +35,6 @@ from runner.component import (
     spot_fields,
     vpc_fields,
 )
-from runner.kind import Description, Kind, LogSource, Request
-
-if TYPE_CHECKING:
-    from runner.job import JobContext
 
 TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 OBJECTIVE_KEY = "_tuning_objective_metric"
@@ -81,8 +78,11 @@ async def enrich(ctx: JobContext, d: Description) -> Description:
         return d
     try:
         described = await ctx.call("sagemaker", "DescribeTrainingJob", TrainingJobName=best)
-    except ClientError as error:
-        ctx.notice("warning", f"cannot describe the best training job {best}: {error}")
+    except Exception as error:
+        if not is_aws_error(error):
+            raise
+        ctx.notice("warning", f"cannot describe the best training job {best} "
+                   f"({describe(error)}); its outputs are missing")
         return d
     algorithm = described.get("AlgorithmSpecification", {})
     if not algorithm.get("TrainingImage") and algorithm.get("AlgorithmName"):
@@ -91,7 +91,11 @@ async def enrich(ctx: JobContext, d: Description) -> Description:
             found = await ctx.call(
                 "sagemaker", "DescribeAlgorithm", AlgorithmName=algorithm["AlgorithmName"]
             )
-        except ClientError:
+        except Exception as error:
+            if not is_aws_error(error):
+                raise
+            ctx.notice("warning", f"cannot describe algorithm {algorithm['AlgorithmName']} "
+                       f"({describe(error)}); the training_image output is its name")
             found = {}
         image = found.get("TrainingSpecification", {}).get("TrainingImage")
         if image:
@@ -139,8 +143,11 @@ async def log_sources(ctx: JobContext, d: Description) -> list[LogSource]:
     if state.get("counters") != counters:
         try:
             children = await list_children(ctx)
-        except ClientError as error:
-            ctx.notice("warning", f"cannot list the training jobs of {ctx.name}: {error}")
+        except Exception as error:
+            if not is_aws_error(error):
+                raise
+            ctx.notice("warning", f"cannot list the training jobs of {ctx.name} "
+                       f"({describe(error)}); asking again at the next status poll")
             children = None
         if children is not None:
             state["counters"] = counters
@@ -171,8 +178,9 @@ KIND = Kind(
     create="CreateHyperParameterTuningJob",
     describe="DescribeHyperParameterTuningJob",
     stop="StopHyperParameterTuningJob",
-    list_op="ListHyperParameterTuningJobs",
     name_field="HyperParameterTuningJobName",
+    arn_field="HyperParameterTuningJobArn",
+    end_field="HyperParameterTuningEndTime",
     status_field="HyperParameterTuningJobStatus",
     success=frozenset({"Completed"}),
     # DeleteFailed never changes by itself; Deleting ends in "not found"

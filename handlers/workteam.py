@@ -17,9 +17,9 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from runner.component import Args, ArgumentError, Component, Input, InputType, Output
-from runner.job import JobError
-from runner.kind import Description, Kind, Phase, Request
+from runner.kind import Kind
+from runner.types import Description, JobError, Phase, Request
+from runner.v1 import Args, ArgumentError, Component, Input, InputType, Output
 
 
 def phase(d: Description, state: Mapping[str, Any]) -> Phase:
@@ -72,8 +72,8 @@ KIND = Kind(
     name="workteam",
     create="CreateWorkteam",
     describe="DescribeWorkteam",
-    # no list_op: ListWorkteams has no status and no LastModifiedTimeAfter to watch with
     name_field="WorkteamName",
+    arn_field="WorkteamArn",
     status_field="",  # none: created synchronously; `phase` decides
     describe_member="Workteam",
     success=frozenset(),

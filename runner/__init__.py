@@ -5,29 +5,67 @@ The library API::
     async with Runner(local=True) as runner:
         job = await runner.submit("train", "training", request)
         result = await job.wait()
+
+This package's own modules never import the built-in handlers; the facade
+here, like the CLI, is an entry point that passes them in.
 """
 
-from runner.aws import AwsConfig
-from runner.engine import Runner
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import handlers
+from runner import engine
+from runner.aws import AwsConfig, EnvironmentProblem, Identity
 from runner.events import Event, Finished, LogLine, Notice, StatusChanged, Submitted
-from runner.job import Job, JobResult
-from runner.kind import Outcome
-from runner.manifest import JobSpec, Manifest, ManifestError, load_manifest
+from runner.job import Job
+from runner.kind import Kind
+from runner.manifest import JobSpec, Manifest, ManifestError
+from runner.manifest import load_manifest as _load_manifest
 from runner.settings import OnCancel, Settings
+from runner.types import JobResult, Outcome
 
 
-async def run_manifest(manifest: Manifest | str, **runner_options: object) -> dict[str, JobResult]:
+class Runner(engine.Runner):
+    """:class:`runner.engine.Runner` with the built-in kinds unless ``kinds`` is given."""
+
+    def __init__(
+        self, aws: AwsConfig | None = None, *, kinds: Mapping[str, Kind] | None = None,
+        **options: Any,
+    ) -> None:
+        # read at construction: ``handlers`` may still be importing when this module is
+        super().__init__(aws, kinds=handlers.KINDS if kinds is None else kinds, **options)
+
+
+def load_manifest(
+    path_or_text: str | os.PathLike[str],
+    *,
+    kinds: Mapping[str, Kind] | None = None,
+    source: str | None = None,
+) -> Manifest:
+    """Load and validate a manifest (a path or YAML text); the built-in kinds
+    unless ``kinds`` is given (see :func:`runner.manifest.load_manifest`)."""
+    return _load_manifest(
+        path_or_text, kinds=handlers.KINDS if kinds is None else kinds, source=source
+    )
+
+
+async def run_manifest(manifest: Manifest | str, **runner_options: Any) -> dict[str, JobResult]:
     """Load (when given a path or YAML text) and run a manifest with a fresh Runner."""
     if isinstance(manifest, str):
         manifest = load_manifest(manifest)
-    async with Runner(**runner_options) as runner:  # type: ignore[arg-type]
+    async with Runner(**runner_options) as runner:
         return await runner.run_manifest(manifest)
 
 
 __all__ = [
     "AwsConfig",
+    "EnvironmentProblem",
     "Event",
     "Finished",
+    "Identity",
     "Job",
     "JobResult",
     "JobSpec",

@@ -1,23 +1,50 @@
-"""The ``smrun`` command line. Thin: every command is a library call."""
+"""The ``smrun`` command line. Thin: every command is a library call.
+
+An entry point: it passes the built-in kinds and components (``handlers``) to
+the library. Error handling: bad input and a bad environment (credentials,
+region, endpoints) exit 2 with one message naming the problem and its fix,
+before anything is created; nothing a user of the CLI sees is a traceback or
+an exception group (``SMRUN_DEBUG=1`` shows the traceback of a bug).
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import signal
 import sys
+import traceback
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 
-from runner.aws import AwsConfig
+from handlers import COMPONENTS, KINDS
+from runner.aws import AwsConfig, EnvironmentProblem
 from runner.console import Console, redact_text
+from runner.emulator import serve
+from runner.engine import Runner
+from runner.iam import policies, resolve_kinds, usage_of
+from runner.journal import Journal, default_state_dir
+from runner.kfp import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    EXIT_OK,
+    ComponentRun,
+    markdown_summary,
+    parse_tags,
+    run_component,
+    with_tags,
+)
+from runner.manifest import Manifest, ManifestError, load_manifest
+from runner.outputs import summary, write_json, write_output_file
 from runner.settings import OnCancel, Settings
+from runner.v1 import Component
 
-if TYPE_CHECKING:
-    from runner.component import Component
+if sys.version_info < (3, 11):
+    from exceptiongroup import BaseExceptionGroup
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
@@ -25,6 +52,8 @@ def _common_aws(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--region", help="AWS region (default: the standard AWS configuration)")
     parser.add_argument("--endpoint-url", help="SageMaker endpoint URL")
     parser.add_argument("--logs-endpoint-url", help="CloudWatch Logs endpoint URL")
+    parser.add_argument("--sts-endpoint-url",
+                        help="STS endpoint URL (for the pre-flight identity check)")
     parser.add_argument("--assume-role", help="role ARN to assume for every call")
     parser.add_argument("--profile", help="AWS profile name")
 
@@ -63,9 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("manifest", nargs="?")
     check.add_argument("--manifest-text", help="the manifest itself, as YAML text")
 
-    from runner.component import discover_components
-
-    for component in discover_components().values():
+    for component in COMPONENTS.values():
         _component_parser(sub, component)
 
     iam = sub.add_parser("iam-policy", help="print least-privilege IAM policies (JSON) for "
@@ -101,6 +128,8 @@ def _component_parser(sub: Any, component: Component) -> None:
                         "step attaches to it")
     parser.add_argument("--task_id", help="the KFP task id (with --run_id)")
     parser.add_argument("--logs_endpoint_url", help="CloudWatch Logs endpoint URL")
+    parser.add_argument("--sts_endpoint_url",
+                        help="STS endpoint URL (for the pre-flight identity check)")
     parser.add_argument("--log_format", choices=["console", "json"],
                         help="default: console on a terminal, json otherwise")
     parser.add_argument("--timing", choices=["default", "fast"],
@@ -113,21 +142,20 @@ def _aws_config(args: argparse.Namespace, region: str | None = None) -> AwsConfi
         region=args.region or region,
         endpoint_url=args.endpoint_url,
         logs_endpoint_url=args.logs_endpoint_url,
+        sts_endpoint_url=args.sts_endpoint_url,
         assume_role=args.assume_role,
         profile=args.profile,
     )
 
 
-def _load(args: argparse.Namespace) -> Any:
-    from runner.manifest import ManifestError, load_manifest
-
+def _load(args: argparse.Namespace) -> Manifest:
     if args.manifest_text is not None:
-        return load_manifest(args.manifest_text + "\n", source="<manifest text>")
+        return load_manifest(args.manifest_text + "\n", kinds=KINDS, source="<manifest text>")
     if args.manifest is None:
         raise ManifestError(["give a manifest file, '-' or --manifest-text"])
     if args.manifest == "-":
-        return load_manifest(sys.stdin.read(), source="<stdin>")
-    return load_manifest(args.manifest)
+        return load_manifest(sys.stdin.read(), kinds=KINDS, source="<stdin>")
+    return load_manifest(args.manifest, kinds=KINDS)
 
 
 async def until_signal(work: Callable[[], Awaitable[object]]) -> int | None:
@@ -162,17 +190,17 @@ def _settings(args: argparse.Namespace, settings: Settings | None = None) -> Set
     return Settings.fast() if fast else Settings()
 
 
-async def run_command(args: argparse.Namespace, settings: Settings | None = None) -> int:
-    from runner.component import markdown_summary, parse_tags, with_tags
-    from runner.engine import Runner
-    from runner.journal import Journal, default_state_dir
-    from runner.manifest import ManifestError
-    from runner.outputs import summary, write_json, write_output_file
+def _environment_error(command: str, problem: EnvironmentProblem) -> int:
+    print(f"{command}: {problem.problem}\n  fix: {problem.fix}\n  nothing was created",
+          file=sys.stderr)
+    return EXIT_BAD_INPUT
 
+
+async def run_command(args: argparse.Namespace, settings: Settings | None = None) -> int:
     try:
         manifest = _load(args)
         if args.tags:
-            manifest = with_tags(manifest, parse_tags(args.tags))
+            manifest = with_tags(manifest, parse_tags(args.tags), KINDS)
     except (ManifestError, ValueError) as error:
         print(f"smrun: invalid manifest\n{redact_text(str(error))}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -186,25 +214,32 @@ async def run_command(args: argparse.Namespace, settings: Settings | None = None
         run_id = f"{run_id}-{args.task_id}"  # a KFP step: one run per task
 
     journal = Journal.in_dir(args.state_dir or default_state_dir())
-    async with Runner(
+    runner = Runner(
         _aws_config(args, manifest.region),
+        kinds=KINDS,
         settings=settings,
         run_id=run_id,
         local=args.local,
         sinks=[console],
         journal=journal,
-    ) as runner:
-        caught = await until_signal(lambda: runner.run_manifest(manifest))
-        results = {k: runner.results[k] for k in manifest.order() if k in runner.results}
-        region = runner.aws.region if runner.aws else ""
-    journal.close()
+    )
+    try:
+        async with runner:
+            caught = await until_signal(lambda: runner.run_manifest(manifest))
+    except EnvironmentProblem as problem:
+        return _environment_error("smrun", problem)
+    finally:
+        journal.close()
+    results = {k: runner.results[k] for k in manifest.order() if k in runner.results}
+    region = runner.identity.region if runner.identity else ""
     console.summary(results)
     if args.output_json:
         write_json(args.output_json, summary(results, runner.run_id))
     if args.outputs_path:
         write_output_file(args.outputs_path, {k: r.outputs for k, r in results.items()})
     if args.ui_summary_path:
-        write_output_file(args.ui_summary_path, markdown_summary(results, region))
+        write_output_file(args.ui_summary_path,
+                          markdown_summary(results, region, KINDS, COMPONENTS))
     if caught is not None:
         return caught
     return EXIT_OK if results and all(r.ok for r in results.values()) else EXIT_FAILED
@@ -212,8 +247,6 @@ async def run_command(args: argparse.Namespace, settings: Settings | None = None
 
 async def component_command(args: argparse.Namespace, settings: Settings | None = None) -> int:
     """``smrun <component>``: its job (or jobs) from v1 arguments (see :func:`run_component`)."""
-    from runner.component import ComponentRun, run_component
-
     component: Component = args.component
     raw = {spec.name: getattr(args, spec.name) for spec in component.all_inputs}
     raw = {k: v for k, v in raw.items() if v is not None}
@@ -230,11 +263,17 @@ async def component_command(args: argparse.Namespace, settings: Settings | None 
             kfp_run_id=args.run_id,
             kfp_task_id=args.task_id,
             logs_endpoint_url=args.logs_endpoint_url,
+            sts_endpoint_url=args.sts_endpoint_url,
             settings=_settings(args, settings),
             sinks=[console],
+            kinds=KINDS,
+            components=COMPONENTS,
         ))
 
-    caught = await until_signal(work)
+    try:
+        caught = await until_signal(work)
+    except EnvironmentProblem as problem:
+        return _environment_error(f"smrun {component.name}", problem)
     if caught is not None:
         return caught
     outcome = done[0]
@@ -260,13 +299,33 @@ async def main_async(argv: Sequence[str] | None = None, *, settings: Settings | 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except BaseException as error:  # one message, never a traceback or a group
+        if isinstance(error, KeyboardInterrupt | SystemExit):
+            raise
+        return _internal_error(error)
+
+
+def _internal_error(error: BaseException) -> int:
+    leaf = error
+    while isinstance(leaf, BaseExceptionGroup) and leaf.exceptions:
+        leaf = leaf.exceptions[0]
+    print(f"smrun: internal error: {type(leaf).__name__}: {redact_text(str(leaf))}",
+          file=sys.stderr)
+    if os.environ.get("SMRUN_DEBUG"):
+        traceback.print_exception(error)
+    else:
+        print("  this is a bug in smrun; SMRUN_DEBUG=1 shows the traceback", file=sys.stderr)
+    return EXIT_FAILED
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "run":
         return anyio.run(run_command, args, backend="asyncio")
     if getattr(args, "component", None) is not None:
         return anyio.run(component_command, args, backend="asyncio")
     if args.command == "validate":
-        from runner.manifest import ManifestError
-
         try:
             manifest = _load(args)
         except ManifestError as error:
@@ -278,23 +337,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "iam-policy":
         return iam_policy_command(args)
     if args.command == "emulator":
-        from runner.emulator import serve
-
         serve(host=args.host, port=args.port, region=args.region)
         return EXIT_OK
     return EXIT_BAD_INPUT
 
 
 def iam_policy_command(args: argparse.Namespace) -> int:
-    import json
-
-    from handlers import KINDS
-    from runner.iam import policies, resolve_kinds, usage_of
-    from runner.manifest import ManifestError, load_manifest
-
     try:
-        kinds = resolve_kinds(n.strip() for n in (args.kinds or "").split(",") if n.strip())
-        manifest = load_manifest(args.manifest) if args.manifest else None
+        names = (n.strip() for n in (args.kinds or "").split(",") if n.strip())
+        kinds = resolve_kinds(names, KINDS, COMPONENTS)
+        manifest = load_manifest(args.manifest, kinds=KINDS) if args.manifest else None
     except ValueError as error:
         print(f"smrun iam-policy: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -303,7 +355,8 @@ def iam_policy_command(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     if not kinds and manifest is None:
         kinds = list(KINDS.values())
-    usage = usage_of(kinds, manifest, role_arn=args.role_arn, assume_role=args.assume_role)
+    usage = usage_of(kinds, manifest, known=KINDS, role_arn=args.role_arn,
+                     assume_role=args.assume_role)
     print(json.dumps(policies(usage), indent=2))
     return EXIT_OK
 

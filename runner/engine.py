@@ -2,7 +2,10 @@
 
 One Runner drives any number of jobs concurrently: every job is a task in the
 Runner's task group, every AWS call shares the Runner's budgets, every event
-goes through the Runner's bus.
+goes through the Runner's bus. On entry it checks the environment once (region,
+credentials, endpoints: :meth:`runner.aws.Aws.identify`) and says who and
+where it acts, before anything can be created. The set of kinds is given by
+the caller (the CLI and the library pass the built-in handlers).
 """
 
 from __future__ import annotations
@@ -12,22 +15,24 @@ import time
 from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
+from aiobotocore.session import AioSession
 from anyio.abc import TaskGroup
 
-from runner.aws import Aws, AwsConfig
+from runner.aws import Aws, AwsConfig, Identity
 from runner.budget import Budgets
+from runner.emulator import Emulator
+from runner.errors import describe
 from runner.events import Bus, Event, Finished, Notice
-from runner.job import Job, JobResult
+from runner.identity import resource_name
+from runner.job import Job
 from runner.journal import Journal
-from runner.kind import Kind, Outcome, Request
+from runner.kind import Kind
+from runner.manifest import Manifest
 from runner.settings import Settings
-
-if TYPE_CHECKING:
-    from runner.emulator import Emulator
-    from runner.manifest import Manifest
+from runner.types import JobResult, Outcome, Request
 
 LOCAL_CREDENTIALS = ("smrun-local", "smrun-local-secret")
 LOCAL_REGION = "us-east-1"
@@ -48,13 +53,15 @@ class Runner:
         self,
         aws: AwsConfig | None = None,
         *,
+        kinds: Mapping[str, Kind],
         settings: Settings | None = None,
         run_id: str | None = None,
         local: bool = False,
-        kinds: Mapping[str, Kind] | None = None,
         budgets: Budgets | None = None,
         sinks: list[Callable[[Event], None]] | None = None,
         journal: Journal | None = None,
+        session: AioSession | None = None,
+        preflight: bool = True,
     ) -> None:
         self.run_id = run_id or new_run_id()
         self.local = local
@@ -72,35 +79,34 @@ class Runner:
         self.emulator: Emulator | None = None
         self._aws_config = aws or AwsConfig()
         self._budgets = budgets
-        self._kinds = kinds
+        self.kinds = kinds
+        self.identity: Identity | None = None  # who and where, once entered
+        self._session = session
+        self._preflight = preflight
         self._stack = AsyncExitStack()
         self._tg: TaskGroup | None = None
         self.aws: Aws | None = None
-
-    @property
-    def kinds(self) -> Mapping[str, Kind]:
-        if self._kinds is None:
-            from handlers import KINDS
-
-            self._kinds = KINDS
-        return self._kinds
 
     async def __aenter__(self) -> Runner:
         try:
             config = self._aws_config
             if self.local:
-                from runner.emulator import Emulator
-
                 emulator = await self._stack.enter_async_context(Emulator())
                 self.emulator = emulator
                 config = AwsConfig(
                     region=LOCAL_REGION,
                     endpoint_url=emulator.url,
                     logs_endpoint_url=emulator.url,
+                    sts_endpoint_url=emulator.url,
                     static_credentials=LOCAL_CREDENTIALS,
                     max_pool_connections=config.max_pool_connections,
                 )
-            self.aws = await self._stack.enter_async_context(Aws(config, budgets=self._budgets))
+            self.aws = await self._stack.enter_async_context(
+                Aws(config, budgets=self._budgets, session=self._session, notify=self._notify)
+            )
+            if self._preflight:
+                self.identity = await self.aws.identify()
+                self._notify("info", self.identity.describe())
             self._tg = await self._stack.enter_async_context(anyio.create_task_group())
         except BaseException:
             await self._stack.aclose()
@@ -144,8 +150,6 @@ class Runner:
             raise ValueError(f"job {key!r}: " + "; ".join(problems))
         request = dict(request)
         if not request.get(spec.name_field):
-            from runner.manifest import resource_name
-
             request[spec.name_field] = resource_name(self.run_id, key, spec.max_name_length)
         on_token = None
         if self.journal is not None:
@@ -208,10 +212,14 @@ class Runner:
                     )
                     return
                 outputs = {k: r.outputs for k, r in results.items()}
-                request = spec.resolve(outputs, self.run_id)
-                job = self.job(
-                    key, spec.kind, request, timeout=spec.timeout, options=spec.options
-                )
+                try:
+                    request = spec.resolve(outputs, self.run_id)
+                    job = self.job(
+                        key, spec.kind, request, timeout=spec.timeout, options=spec.options
+                    )
+                except Exception as error:  # e.g. an output a dependency did not give
+                    results[key] = self._not_started(key, spec.kind, describe(error))
+                    return
                 results[key] = await job.drive()
             except anyio.get_cancelled_exc_class():
                 started = self.jobs.get(key)
@@ -227,6 +235,9 @@ class Runner:
             for key in manifest.order():
                 tg.start_soon(one, key, name=f"manifest:{key}")
         return {key: results[key] for key in manifest.order()}
+
+    def _notify(self, level: str, message: str) -> None:
+        self.bus.publish(Notice("", level, message, time=time.time()))
 
     def _not_started(self, key: str, kind: str, reason: str) -> JobResult:
         result = JobResult(key=key, kind=kind, name=None, outcome=Outcome.NOT_STARTED,

@@ -4,20 +4,25 @@ Everything a run produces (a job submitted, a status change, a log line, a
 result) is one of these events. Sinks (console, outputs writer, journal,
 ``Job.events()`` subscribers) receive every event in publication order. The
 bus never blocks the engine: subscribers get unbounded streams.
+
+Error handling: a sink that raises is removed, and reported once (an error
+``Notice`` with its traceback, to the other sinks); the event that raised and
+every later one still reach the others, so no job loses its result.
 """
 
 from __future__ import annotations
 
 import math
+import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-if TYPE_CHECKING:
-    from runner.job import JobResult
+from runner.types import JobResult
 
 
 @dataclass(frozen=True)
@@ -79,8 +84,11 @@ class Bus:
         self._sinks.append(sink)
 
     def publish(self, event: Event) -> None:
-        for sink in self._sinks:
-            sink(event)
+        for sink in list(self._sinks):
+            try:
+                sink(event)
+            except Exception as error:
+                self._remove(sink, error, event)
         for accept, stream in list(self._subscribers):
             if accept(event):
                 try:
@@ -92,10 +100,27 @@ class Bus:
         """Ask sinks that buffer (a console) to write out what they hold. Log
         followers call it before saving positions, so that a saved position
         never runs ahead of what was written."""
-        for sink in self._sinks:
+        for sink in list(self._sinks):
             flush = getattr(sink, "flush", None)
             if callable(flush):
-                flush()
+                try:
+                    flush()
+                except Exception as error:
+                    self._remove(sink, error, None)
+
+    def _remove(self, sink: Sink, error: Exception, event: Event | None) -> None:
+        if sink not in self._sinks:
+            return
+        self._sinks.remove(sink)
+        name = getattr(sink, "__qualname__", None) or type(sink).__name__
+        during = f" on {type(event).__name__} of job {event.job!r}" if event else " on flush"
+        self.publish(Notice(
+            event.job if event else "", "error",
+            f"event sink {name} raised {type(error).__name__}: {error}{during}; "
+            "it is removed and gets no more events",
+            {"traceback": "".join(traceback.format_exception(error))},
+            time=time.time(),
+        ))
 
     def subscribe(
         self, accept: Callable[[Event], bool] = lambda e: True

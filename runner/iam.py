@@ -21,14 +21,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from runner.component import InputType
 from runner.kind import Kind
-
-if TYPE_CHECKING:
-    from runner.component import Component
-    from runner.manifest import Manifest
+from runner.manifest import Manifest, sagemaker_model
+from runner.v1 import Component, InputType
 
 Policy = dict[str, Any]
 Statement = dict[str, Any]
@@ -82,17 +79,17 @@ def usage_of(
     kinds: Iterable[Kind],
     manifest: Manifest | None = None,
     *,
+    known: Mapping[str, Kind] | None = None,
     role_arn: str | None = None,
     assume_role: str | None = None,
 ) -> Usage:
-    """The usage of ``kinds`` plus every kind of ``manifest`` and what its requests name."""
+    """The usage of ``kinds`` plus every kind of ``manifest`` (looked up in
+    ``known``) and what its requests name."""
     chosen = {k.name: k for k in kinds}
     found = _Found()
     if manifest is not None:
-        from handlers import KINDS
-
         for spec in manifest.jobs.values():
-            chosen.setdefault(spec.kind, KINDS[spec.kind])
+            chosen.setdefault(spec.kind, (known or {})[spec.kind])
             found.scan(spec.request, ())
         if manifest.defaults.role:
             found.roles.append(manifest.defaults.role)
@@ -160,21 +157,19 @@ def _unique(values: Iterable[str]) -> tuple[str, ...]:
     return tuple(sorted(dict.fromkeys(values)))
 
 
-def resolve_kinds(names: Iterable[str]) -> list[Kind]:
+def resolve_kinds(
+    names: Iterable[str], kinds: Mapping[str, Kind], components: Mapping[str, Component]
+) -> list[Kind]:
     """Kinds by manifest kind name or v1 component name (``train``, ``deploy``: every
     kind the component's jobs are); :class:`ValueError` names an unknown one."""
-    from handlers import KINDS
-    from runner.component import discover_components
-
-    components = discover_components()
     found: dict[str, Kind] = {}
     for name in names:
-        if name in KINDS:
-            found[name] = KINDS[name]
+        if name in kinds:
+            found[name] = kinds[name]
         elif name in components:
-            found.update((k, KINDS[k]) for k in sorted(component_kinds(components[name])))
+            found.update((k, kinds[k]) for k in sorted(component_kinds(components[name])))
         else:
-            known = ", ".join(sorted({*KINDS, *components}))
+            known = ", ".join(sorted({*kinds, *components}))
             raise ValueError(f"unknown kind {name!r} (known: {known})")
     return list(found.values())
 
@@ -197,7 +192,7 @@ def component_kinds(component: Component) -> set[str]:
 
 def kind_operations(kind: Kind) -> tuple[str, ...]:
     """Every SageMaker operation the engine and the kind's hooks call for ``kind``."""
-    ops = (kind.create, kind.describe, kind.stop, kind.list_op, *kind.extra_operations)
+    ops = (kind.create, kind.describe, kind.stop, *kind.extra_operations)
     return tuple(dict.fromkeys(op for op in ops if op))
 
 
@@ -213,9 +208,7 @@ def sagemaker_arn(resource_type: str) -> str:
 
 
 def _input_shape(operation: str) -> Any:
-    from runner.manifest import _sagemaker_model
-
-    return _sagemaker_model().operation_model(operation).input_shape
+    return sagemaker_model().operation_model(operation).input_shape
 
 
 def _named_types(operation: str) -> set[str]:
@@ -241,7 +234,7 @@ def sagemaker_grants(kinds: Sequence[Kind]) -> dict[str, set[str]]:
 
     for kind in kinds:
         mine = arn_type(kind.name_field)
-        for op in (kind.create, kind.describe, kind.stop, kind.list_op):
+        for op in (kind.create, kind.describe, kind.stop):
             if op:  # a create that names another resource of ours needs it too (endpoint config)
                 grant(op, {mine} | (_named_types(op) & own))
         for op in kind.extra_operations:  # hooks reach other resources (a tuning job's children)

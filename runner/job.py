@@ -9,32 +9,38 @@ in a shielded cleanup, so it runs even when cancellation lands mid-call.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
+import traceback
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import anyio
-from botocore.exceptions import ClientError
 
-from runner.aws import Aws, error_code
+from runner.aws import Aws
+from runner.errors import (
+    describe,
+    is_already_exists,
+    is_already_terminal,
+    is_aws_error,
+    is_not_found,
+)
 from runner.events import Bus, Event, Finished, LogLine, Notice, StatusChanged, Submitted
-from runner.kind import Description, Kind, LogSource, Outcome, Phase, Request
+from runner.identity import TAG_HASH, is_ours, request_hash, with_our_tags
+from runner.kind import Kind
 from runner.logs import LogFollower
 from runner.settings import OnCancel, Settings
+from runner.types import (
+    Description,
+    JobError,
+    JobResult,
+    LogSource,
+    Outcome,
+    Phase,
+    Request,
+)
 from runner.watch import next_poll_delay
-
-TAG_RUN = "smrun:run-id"
-TAG_JOB = "smrun:job"
-TAG_HASH = "smrun:request-hash"
-OUR_TAGS = (TAG_RUN, TAG_JOB, TAG_HASH)
-
-
-class JobError(Exception):
-    """A job could not be started or attached (the message says why)."""
 
 
 class Unseen(Exception):
@@ -42,96 +48,17 @@ class Unseen(Exception):
 
 
 @dataclass
-class JobResult:
-    key: str
-    kind: str
-    name: str | None
-    outcome: Outcome
-    status: str | None = None
-    failure_reason: str | None = None
-    outputs: dict[str, Any] = field(default_factory=dict)
-    details: dict[str, Any] = field(default_factory=dict)
-    arn: str | None = None
-    created: datetime | None = None
-    ended: datetime | None = None
-    attached: bool = False
-
-    @property
-    def ok(self) -> bool:
-        return self.outcome.ok
-
-    @property
-    def duration_seconds(self) -> float | None:
-        if self.created and self.ended:
-            return (self.ended - self.created).total_seconds()
-        return None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "job": self.key,
-            "kind": self.kind,
-            "name": self.name,
-            "outcome": self.outcome.value,
-            "status": self.status,
-            "failure_reason": self.failure_reason,
-            "duration_seconds": self.duration_seconds,
-            "outputs": self.outputs,
-            "details": self.details,
-            "arn": self.arn,
-            "attached": self.attached,
-        }
-
-
-def request_hash(kind: Kind, request: Request) -> str:
-    """A digest of what was asked for, without the name and our own tags, so a
-    restarted run can tell its own resource from a different one of the same name."""
-    body = {k: v for k, v in request.items() if k != kind.name_field}
-    if "Tags" in body:
-        body["Tags"] = sorted(
-            (t for t in body["Tags"] if t.get("Key") not in OUR_TAGS),
-            key=lambda t: str(t.get("Key")),
-        )
-    canonical = json.dumps(body, sort_keys=True, default=str, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
-
-
-def with_our_tags(request: Request, run_id: str, key: str, digest: str) -> Request:
-    ours = {TAG_RUN: run_id, TAG_JOB: key, TAG_HASH: digest}
-    tags = [t for t in request.get("Tags", []) if t.get("Key") not in ours]
-    tags += [{"Key": k, "Value": v} for k, v in ours.items()]
-    return {**request, "Tags": tags}
-
-
-def is_not_found(error: ClientError) -> bool:
-    code = error_code(error)
-    message = str(error.response.get("Error", {}).get("Message", "")).lower()
-    if code in {"ResourceNotFound", "ResourceNotFoundException"}:
-        return True
-    # SageMaker answers Describe* of a missing resource with a ValidationException
-    return code == "ValidationException" and (
-        "not found" in message or "could not find" in message or "does not exist" in message
-    )
-
-
-def is_already_exists(error: ClientError) -> bool:
-    code = error_code(error)
-    message = str(error.response.get("Error", {}).get("Message", "")).lower()
-    return code in {"ResourceInUse", "ResourceInUseException"} or "already exist" in message
-
-
-@dataclass
-class JobContext:
-    """What a kind's hooks may use."""
+class _HookContext:
+    """What a kind's hooks see of their job (:class:`runner.kind.JobContext`)."""
 
     aws: Aws
     key: str
     name: str
-    kind: Kind
     settings: Settings
     publish: Callable[[Event], None]
     request: Request = field(default_factory=dict)
     state: dict[str, Any] = field(default_factory=dict)
-    options: Mapping[str, Any] = field(default_factory=dict)  # the job's `options:`
+    options: Mapping[str, Any] = field(default_factory=dict)
 
     async def call(self, service: str, operation: str, **params: Any) -> dict[str, Any]:
         return await self.aws.call(service, operation, **params)
@@ -181,8 +108,9 @@ class Job:
         self._stop_sent = False
         self._create_sent = False
         self._timed_out = False
-        self._context = JobContext(
-            aws, key, self.name, kind, settings, self.publish, request, options=dict(options or {})
+        self._sources: list[LogSource] = kind.default_log_sources(self.name)
+        self._context = _HookContext(
+            aws, key, self.name, settings, self.publish, request, options=dict(options or {})
         )
 
     # --- the handle -------------------------------------------------------
@@ -231,7 +159,11 @@ class Job:
     # --- the lifecycle ----------------------------------------------------
 
     async def drive(self) -> JobResult:
-        """Run the lifecycle to its end; the engine calls this once, in its task group."""
+        """Run the lifecycle to its end; the engine calls this once, in its task group.
+
+        Error handling: every failure of the job itself (an AWS error, a
+        botocore error, a bug in a hook) becomes the job's outcome, with a
+        reason; only cancellation propagates, after a shielded cleanup."""
         try:
             result = await self._run()
         except anyio.get_cancelled_exc_class():
@@ -243,8 +175,14 @@ class Job:
             result = self._result(None, Outcome.UNKNOWN, reason=str(error))
         except JobError as error:
             result = self._result(None, Outcome.FAILED, reason=str(error))
-        except ClientError as error:
-            result = self._result(None, Outcome.FAILED, reason=f"{error_code(error)}: {error}")
+        except Exception as error:  # an AWS answer, a botocore error, or a bug in a hook
+            if not is_aws_error(error):
+                self.publish(Notice(
+                    self.key, "error", f"internal error while driving {self.name}: {error!r}",
+                    {"traceback": "".join(traceback.format_exception(error))},
+                    time=self._clock(),
+                ))
+            result = self._result(None, Outcome.FAILED, reason=describe(error))
         self._finish(result)
         return result
 
@@ -256,9 +194,15 @@ class Job:
         self._done.set()
 
     async def _run(self) -> JobResult:
-        description = await self._attach_or_create()
+        # a create that can't be sent (SageMaker unreachable) is bounded like a describe
+        try:
+            with anyio.fail_after(self._settings.unknown_after):
+                description = await self._attach_or_create()
+        except TimeoutError:
+            raise Unseen(f"could not reach SageMaker to create or find {self.name} for "
+                         f"{self._settings.unknown_after:.0f}s") from None
         terminal = anyio.Event()
-        follower = self._follower(self.kind.default_log_sources(self.name))
+        follower = self._follower(self._sources)
         failure: Exception | None = None
         drained = anyio.Event()
 
@@ -276,6 +220,8 @@ class Job:
             await self._await_drain(tg.cancel_scope, drained)
         if failure is not None:
             raise failure
+        if self._timed_out and self._phase(description) is Phase.RUNNING:
+            return await self._unstoppable_timeout(description)
         return self._final_result(await self._enrich(description))
 
     async def _await_drain(self, scope: anyio.CancelScope, drained: anyio.Event) -> None:
@@ -318,12 +264,16 @@ class Job:
         if self._on_token is not None:
             self._on_token(stream, token)
 
+    def _phase(self, description: Description) -> Phase:
+        return self.kind.phase(description, self._context.state)
+
     async def _describe(self) -> Description | None:
+        """The resource's description, or None when SageMaker says it does not exist."""
         try:
             response = await self._aws.call(
                 "sagemaker", self.kind.describe, **{self.kind.name_field: self.name}
             )
-        except ClientError as error:
+        except Exception as error:
             if is_not_found(error):
                 return None
             raise
@@ -332,7 +282,7 @@ class Job:
         return response
 
     async def _attach_or_create(self) -> Description:
-        digest = request_hash(self.kind, self._request)
+        digest = request_hash(self._request, self.kind.name_field)
         existing = await self._describe()
         attached = existing is not None
         updated = False
@@ -355,7 +305,7 @@ class Job:
                 else:
                     await self._aws.call("sagemaker", self.kind.create, **request)
                 self.created_by_us = True
-            except ClientError as error:
+            except Exception as error:
                 if not is_already_exists(error):
                     raise
                 attached = True  # a race, or a retried create that had gone through
@@ -373,13 +323,11 @@ class Job:
 
     async def _check_ours(self, description: Description, digest: str) -> None:
         """Attach only to the resource this run and job created with this request."""
-        arn = next((v for k, v in description.items() if k.endswith("Arn") and
-                    isinstance(v, str) and ":sagemaker:" in v and self.name.lower() in v.lower()),
-                   None)
-        if arn is None:
+        arn = description.get(self.kind.arn_field)
+        if not isinstance(arn, str) or not arn:
             return
         tags = await self._list_tags(arn)
-        if tags.get(TAG_RUN) != self.run_id or tags.get(TAG_JOB) != self.key:
+        if not is_ours(tags, self.run_id, self.key):
             raise JobError(
                 f"{self.name} already exists and was not created by run {self.run_id!r} "
                 f"for job {self.key!r}; choose another name"
@@ -408,6 +356,8 @@ class Job:
         return start + self.timeout
 
     async def _watch(self, description: Description, follower: LogFollower) -> Description:
+        """Follow the status until it is terminal, or until the job's timeout for
+        a kind that can't be stopped (the description returned is then not terminal)."""
         kind, s = self.kind, self._settings
         last: tuple[str, str | None] | None = None
         changed_at = self._clock()
@@ -432,11 +382,14 @@ class Job:
             # asked on the terminal status too: sources that appeared since the
             # last poll (a tuning job's last children) are drained with the rest
             if kind.log_sources is not None:
-                follower.set_sources(await kind.log_sources(self._context, description))
-            if kind.phase(description, self._context.state) is not Phase.RUNNING:
+                self._sources = await kind.log_sources(self._context, description)
+                follower.set_sources(self._sources)
+            if self._phase(description) is not Phase.RUNNING:
                 return description
             if deadline is not None and self._clock() >= deadline and not self._stop_sent:
                 self._timed_out = True
+                if kind.stop is None:
+                    return description
                 self._stop_asked = True
             if self._stop_asked and not self._stop_sent:
                 await self._send_stop()
@@ -451,20 +404,33 @@ class Job:
                 raise JobError(f"{self.name} disappeared (its describe says not found)")
             description = fresh
 
+    async def _unstoppable_timeout(self, description: Description) -> JobResult:
+        """The timeout of a kind SageMaker can't stop (an endpoint): the job fails,
+        and the kind's cancel hook cleans up or says what is left behind."""
+        reason = (f"timed out: still {description.get(self.kind.status_field) or 'running'} "
+                  f"{self.timeout:.0f}s after creation")
+        if self.kind.cancel_hook is not None:
+            reason += "; " + await self.kind.cancel_hook(self._context, description)
+        return self._result(description, Outcome.FAILED, reason=reason)
+
     async def _describe_until(self, deadline: float) -> Description | None:
         """Describe, retrying every failure until ``deadline``: a job we can't see
         is neither failed nor succeeded, so past the deadline it is Unknown."""
         attempt = 0
+        last_error = "no answer"
         while True:
             remaining = deadline - self._clock()
             if remaining <= 0:
                 raise Unseen(f"no describe of {self.name} succeeded for "
-                             f"{self._settings.unknown_after:.0f}s")
+                             f"{self._settings.unknown_after:.0f}s (last: {last_error})")
             with anyio.move_on_after(remaining):
                 try:
                     return await self._describe()
-                except ClientError as error:
-                    self.publish(Notice(self.key, "warning", f"describe failed: {error}",
+                except Exception as error:
+                    if not is_aws_error(error):
+                        raise
+                    last_error = describe(error)
+                    self.publish(Notice(self.key, "warning", f"describe failed: {last_error}",
                                         time=self._clock()))
             attempt += 1
             await anyio.sleep(min(remaining, self._settings.poll_min * min(attempt, 10)))
@@ -480,23 +446,24 @@ class Job:
             return
         try:
             await self._aws.call("sagemaker", self.kind.stop, **{self.kind.name_field: self.name})
-        except ClientError as error:
-            # already terminal: the next describe tells the outcome
-            if error_code(error) != "ValidationException":
+        except Exception as error:
+            if not is_already_terminal(error):  # the next describe tells the outcome
                 raise
 
     async def _after_cancel(self) -> JobResult:
         """Shielded cleanup after cancellation: stop (or detach), wait, drain logs."""
-        description = await self._describe_quietly()
-        if description is None and self._create_sent:
+        description, problem = await self._look()
+        if description is None and problem is None and self._create_sent:
             # the create was in flight: SageMaker may still be creating it
             with anyio.move_on_after(self._settings.create_settle):
                 while description is None:
                     await anyio.sleep(self._settings.poll_min)
-                    description = await self._describe_quietly()
+                    description, problem = await self._look()
         if description is None:
-            return self._result(None, Outcome.NOT_STARTED, reason="cancelled before creation")
-        if self.kind.phase(description, self._context.state) is not Phase.RUNNING:
+            if problem is None:
+                return self._result(None, Outcome.NOT_STARTED, reason="cancelled before creation")
+            return await self._cancel_unseen(problem)
+        if self._phase(description) is not Phase.RUNNING:
             await self._drain(description)
             return self._final_result(await self._enrich(description))
         if self._settings.on_cancel is OnCancel.DETACH or self.kind.stop is None:
@@ -510,13 +477,13 @@ class Job:
         self._stop_asked = True
         with anyio.move_on_after(self._settings.stop_grace):
             await self._send_stop()
-            while self.kind.phase(description, self._context.state) is Phase.RUNNING:
+            while self._phase(description) is Phase.RUNNING:
                 await anyio.sleep(self._settings.poll_min)
-                description = await self._describe_quietly() or description
+                description = (await self._look())[0] or description
         await self._drain(description)
-        if self.kind.phase(description, self._context.state) is not Phase.RUNNING:
+        if self._phase(description) is not Phase.RUNNING:
             description = await self._enrich(description)
-        if self.kind.phase(description, self._context.state) is Phase.RUNNING:
+        if self._phase(description) is Phase.RUNNING:
             return self._result(
                 description,
                 Outcome.UNKNOWN,
@@ -525,20 +492,51 @@ class Job:
             )
         return self._final_result(description)
 
-    async def _describe_quietly(self) -> Description | None:
+    async def _cancel_unseen(self, problem: str) -> JobResult:
+        """Cancelled while the job can't be described: a job that may exist is
+        stopped all the same (a stop needs no describe), and its outcome is Unknown."""
+        may_exist = self._create_sent or self._stop_sent or self.created_by_us or any(
+            isinstance(e, Submitted) for e in self._history
+        )
+        reason = f"cancelled; could not describe {self.name}: {problem}"
+        if not may_exist:
+            return self._result(None, Outcome.UNKNOWN, reason=reason)
+        if self._settings.on_cancel is not OnCancel.DETACH and self.kind.stop is not None:
+            try:
+                with anyio.fail_after(self._settings.stop_grace):
+                    await self._send_stop()
+                reason += f"; {self.kind.stop} was sent"
+            except Exception as error:
+                reason += f"; {self.kind.stop} failed too: {describe(error)}"
+        return self._result(None, Outcome.UNKNOWN, reason=reason)
+
+    async def _look(self) -> tuple[Description | None, str | None]:
+        """A describe during cleanup: (description, None), (None, None) when it does
+        not exist, or (None, what went wrong) when it can't be described."""
         try:
             with anyio.fail_after(self._settings.stop_grace):
-                return await self._describe()
-        except (ClientError, TimeoutError):
-            return None
+                return await self._describe(), None
+        except TimeoutError:
+            return None, f"no answer within {self._settings.stop_grace:.0f}s"
+        except Exception as error:
+            if not is_aws_error(error):
+                raise
+            return None, describe(error)
 
     async def _drain(self, description: Description) -> None:
-        sources = self.kind.default_log_sources(self.name)
+        sources = self._sources
         if self.kind.log_sources is not None:
             try:
                 sources = await self.kind.log_sources(self._context, description)
-            except ClientError:
-                pass
+            except Exception as error:
+                if not is_aws_error(error):
+                    raise
+                self.publish(Notice(
+                    self.key, "warning",
+                    f"cannot tell which log streams to drain ({describe(error)}); "
+                    f"draining the {len(sources)} source(s) known so far",
+                    time=self._clock(),
+                ))
         follower = self._follower(sources)
         done = anyio.Event()
         done.set()
@@ -548,7 +546,7 @@ class Job:
     # --- results ----------------------------------------------------------
 
     def _final_result(self, description: Description) -> JobResult:
-        phase = self.kind.phase(description, self._context.state)
+        phase = self._phase(description)
         reason = description.get(self.kind.failure_reason_field)
         if phase is Phase.SUCCEEDED:
             return self._result(description, Outcome.SUCCEEDED)
@@ -573,7 +571,7 @@ class Job:
     ) -> JobResult:
         d = description or {}
         created = d.get("CreationTime")
-        ended = _end_time(d)
+        arn = d.get(self.kind.arn_field)
         return JobResult(
             key=self.key,
             kind=self.kind.name,
@@ -583,10 +581,9 @@ class Job:
             failure_reason=reason,
             outputs=self.kind.outputs(d) if d else {},
             details=self.kind.details(d) if d else {},
-            arn=next((v for k, v in d.items() if k.endswith("Arn") and isinstance(v, str)
-                      and self.name.lower() in v.lower()), None),
+            arn=arn if isinstance(arn, str) and arn else None,
             created=created if isinstance(created, datetime) else None,
-            ended=ended,
+            ended=self.kind.end_time(d),
             attached=not self.created_by_us and description is not None,
         )
 
@@ -596,13 +593,4 @@ def _status_message(description: Description) -> str | None:
     if transitions:
         message = transitions[-1].get("StatusMessage")
         return str(message) if message else None
-    return None
-
-
-def _end_time(d: Description) -> datetime | None:
-    for key in ("TrainingEndTime", "ProcessingEndTime", "TransformEndTime", "EndTime",
-                "LastModifiedTime"):
-        value = d.get(key)
-        if isinstance(value, datetime):
-            return value
     return None

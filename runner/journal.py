@@ -123,18 +123,3 @@ class Journal:
         )
         return {stream: token for stream, token in rows}
 
-    def jobs(self, run_id: str) -> dict[str, dict[str, Any]]:
-        rows = self._db.execute(
-            "SELECT job, kind, name, status, outcome, result FROM jobs WHERE run_id = ?",
-            (run_id,),
-        )
-        return {
-            job: {
-                "kind": kind,
-                "name": name,
-                "status": status,
-                "outcome": outcome,
-                "result": json.loads(result) if result else None,
-            }
-            for job, kind, name, status, outcome, result in rows
-        }

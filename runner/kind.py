@@ -8,52 +8,46 @@ adds code only where it really differs, through the optional hooks.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from runner.job import JobContext
-
-Description = Mapping[str, Any]
-Request = dict[str, Any]
+from runner.settings import Settings
+from runner.types import Description, LogSource, Phase, Request
 
 
-class Outcome(str, enum.Enum):
-    """How a job ended, from the step's point of view."""
-
-    SUCCEEDED = "Succeeded"  # reached the kind's success state
-    FAILED = "Failed"  # reached a failure state, or was stopped by someone else
-    STOPPED_BY_US = "StoppedByUs"  # stopped because this runner asked (cancel or Job.stop())
-    NOT_STARTED = "NotStarted"  # never created: a dependency failed or the run was cancelled
-    UNKNOWN = "Unknown"  # the runner could not learn the state before its deadline
-    DETACHED = "Detached"  # left running on purpose (--on-cancel detach)
+class JobContext(Protocol):
+    """What a kind's hooks may use of the job they serve (:mod:`runner.job`
+    implements it)."""
 
     @property
-    def ok(self) -> bool:
-        return self is Outcome.SUCCEEDED
+    def key(self) -> str: ...  # the job's key in its run
 
+    @property
+    def name(self) -> str: ...  # the SageMaker resource name
 
-class Phase(str, enum.Enum):
-    """Where a status stands in a kind's terminal-state table."""
+    @property
+    def settings(self) -> Settings: ...
 
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    STOPPED = "stopped"
+    @property
+    def request(self) -> Request: ...  # the job's Create* request, tags included
 
+    @property
+    def options(self) -> Mapping[str, Any]: ...  # the job's `options:`
 
-@dataclass(frozen=True)
-class LogSource:
-    """A set of CloudWatch streams to follow: every stream of ``group`` whose
-    name starts with ``prefix``. ``label`` is shown in front of each line
-    (with the stream's instance) when a job has more than one source."""
+    # a dict the hooks may use to remember things between calls (e.g. which
+    # endpoint config an update asked for)
+    @property
+    def state(self) -> dict[str, Any]: ...
 
-    group: str
-    prefix: str
-    label: str = ""
+    async def call(self, service: str, operation: str, **params: Any) -> dict[str, Any]:
+        """An AWS call through the runner's budgets and retries."""
+        ...
+
+    def notice(self, level: str, message: str, **fields: Any) -> None:
+        """Tell the person running the job something ("info", "warning", "error")."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -64,14 +58,16 @@ class Kind:
     create: str  # botocore operation names, e.g. "CreateTrainingJob"
     describe: str
     name_field: str  # request/describe member holding the resource name
+    arn_field: str  # describe member holding the resource's own ARN
     status_field: str  # describe member holding the status ("" for resources without one)
     success: frozenset[str]
     failure: frozenset[str]
     stopped: frozenset[str] = frozenset()
     stop: str | None = None
-    list_op: str | None = None
     secondary_status_field: str | None = None
     failure_reason_field: str = "FailureReason"
+    # the describe member holding when the resource ended (else LastModifiedTime)
+    end_field: str = "LastModifiedTime"
     # the Describe* response member that holds the resource, when it is wrapped in one
     # (DescribeWorkteam answers {"Workteam": {...}}); the engine and hooks see that member
     describe_member: str | None = None
@@ -120,7 +116,7 @@ class Kind:
     option_types: Mapping[str, type] = field(default_factory=dict)
     # whether this kind takes `Tags` in its create request
     taggable: bool = True
-    # the operations the hooks call beyond create/describe/stop/list_op (botocore
+    # the operations the hooks call beyond create/describe/stop (botocore
     # names, e.g. "UpdateEndpoint"); `smrun iam-policy` grants exactly these, so a
     # hook that calls a new operation declares it here
     extra_operations: tuple[str, ...] = ()
@@ -130,6 +126,14 @@ class Kind:
         if self.phase_hook is not None:
             return self.phase_hook(description, state or {})
         return self.phase_of(str(description.get(self.status_field, "")))
+
+    def end_time(self, description: Description) -> datetime | None:
+        """When the resource ended (or last changed, for kinds without an end)."""
+        for name in (self.end_field, "LastModifiedTime"):
+            value = description.get(name)
+            if isinstance(value, datetime):
+                return value
+        return None
 
     def option_problems(self, options: Mapping[str, Any]) -> list[str]:
         """What is wrong with a job's ``options`` for this kind (nothing: an empty list)."""

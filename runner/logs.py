@@ -33,13 +33,10 @@ from typing import Any, TypeVar
 
 import anyio
 
+from runner.errors import is_not_found, is_throttling
 from runner.events import LogLine
-from runner.kind import LogSource
+from runner.types import LogSource
 
-NOT_FOUND = "ResourceNotFoundException"
-THROTTLED = frozenset(
-    {"ThrottlingException", "Throttling", "RequestLimitExceeded", "TooManyRequestsException"}
-)
 # DescribeLogStreams rejects a larger limit
 DESCRIBE_PAGE = 50
 
@@ -115,17 +112,6 @@ def drain_finished(all_at_end: bool, since_terminal: float, grace: float) -> boo
     """Late events keep arriving after a job's terminal status: the drain may
     stop only when every stream is at its end and the grace period is over."""
     return all_at_end and since_terminal >= grace
-
-
-def error_code(exc: BaseException) -> str | None:
-    """The AWS error code of a failed call (botocore's ClientError shape)."""
-    response = getattr(exc, "response", None)
-    if isinstance(response, Mapping):
-        error = response.get("Error")
-        if isinstance(error, Mapping):
-            code = error.get("Code")
-            return str(code) if code is not None else None
-    return None
 
 
 # ---------------------------------------------------------------- the follower
@@ -246,10 +232,6 @@ class LogFollower:
         self._discover_now = True
         self._discover_wake.set()
 
-    def positions(self) -> dict[str, str]:
-        """Each stream's forward token as of the last published round."""
-        return {s.name: s.token for s in self._streams.values() if s.token is not None}
-
     async def run(self, terminal: anyio.Event) -> None:
         """Follow until ``terminal`` is set, then drain and return.
 
@@ -351,12 +333,11 @@ class LogFollower:
             try:
                 response = await self._call("logs", "DescribeLogStreams", **params)
             except Exception as exc:
-                code = error_code(exc)
-                if code == NOT_FOUND:
+                if is_not_found(exc):
                     # the group is created when the first container writes
                     self.stats.not_found += 1
                     return names
-                if code in THROTTLED:
+                if is_throttling(exc):
                     self.stats.throttled += 1
                     self._discover_now = True
                     return names
@@ -417,14 +398,13 @@ class LogFollower:
                 try:
                     response = await self._call("logs", "GetLogEvents", **params)
                 except Exception as exc:
-                    code = error_code(exc)
-                    if code == NOT_FOUND:
+                    if is_not_found(exc):
                         # deleted, or listed before it could be read: nothing to
                         # drain from it now, look again later
                         self.stats.not_found += 1
                         read.at_end = True
                         return
-                    if code in THROTTLED:
+                    if is_throttling(exc):
                         self.stats.throttled += 1
                         read.failed = not read.pages
                         return

@@ -17,9 +17,7 @@ import copy
 import datetime
 import difflib
 import functools
-import hashlib
 import heapq
-import importlib
 import json
 import os
 import re
@@ -34,6 +32,7 @@ from botocore.loaders import create_loader
 from botocore.model import ServiceModel, Shape
 from botocore.validate import ParamValidator, ValidationErrors
 
+from runner.identity import resource_name
 from runner.kind import Kind
 
 __all__ = [
@@ -47,13 +46,12 @@ __all__ = [
     "load_manifest",
     "parse_template",
     "references_in",
-    "resource_name",
+    "sagemaker_model",
 ]
 
 # The same rule as SageMaker resource names, so that a key can be a name's readable part.
 JOB_KEY_PATTERN = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
 _NAME_PATTERN = JOB_KEY_PATTERN
-_HASH_LENGTH = 8
 
 _TOP_LEVEL_KEYS = ("defaults", "jobs")
 _DEFAULTS_KEYS = ("region", "role", "tags", "timeout")
@@ -193,8 +191,8 @@ class Manifest:
         cls,
         jobs: Iterable[JobSpec],
         *,
+        kinds: Mapping[str, Kind],
         defaults: Defaults | None = None,
-        kinds: Mapping[str, Kind] | None = None,
         source: str = "<python>",
     ) -> Manifest:
         """Validate jobs built in Python exactly as a YAML manifest would be.
@@ -225,21 +223,18 @@ class Manifest:
     def dependencies(self, key: str) -> tuple[str, ...]:
         return self.jobs[key].needs
 
-    def dependents(self, key: str) -> tuple[str, ...]:
-        """The jobs that directly need ``key``, in manifest order."""
-        return tuple(k for k, job in self.jobs.items() if key in job.needs)
-
 
 def load_manifest(
     path_or_text: str | os.PathLike[str],
     *,
-    kinds: Mapping[str, Kind] | None = None,
+    kinds: Mapping[str, Kind],
     source: str | None = None,
 ) -> Manifest:
     """Load and validate a manifest, raising :class:`ManifestError` with every problem.
 
     A ``str`` holding a newline (or starting with ``{``, or blank) is YAML text; any other
-    ``str`` or path-like is a file. ``kinds`` defaults to ``handlers.KINDS``.
+    ``str`` or path-like is a file. ``kinds`` are the kinds a job may name (the
+    entry points pass the built-in handlers' ``KINDS``).
     """
     if isinstance(path_or_text, str) and (
         "\n" in path_or_text or path_or_text.lstrip().startswith("{") or not path_or_text.strip()
@@ -266,20 +261,6 @@ def load_manifest(
         )
     defaults, specs, broken = _read_document(data, errors)
     return _build(source, defaults, specs, kinds, errors, broken)
-
-
-def resource_name(run_id: str, job_key: str, max_length: int) -> str:
-    """A SageMaker resource name for a job of a run: ``{job_key}-{hash}``.
-
-    Deterministic, so that a restarted run finds its resources; the hash of run
-    id and key keeps names of different runs (and truncated keys) apart.
-    """
-    if max_length < 1:
-        raise ValueError(f"max_length must be positive, got {max_length}")
-    digest = hashlib.sha256(f"{run_id}\0{job_key}".encode()).hexdigest()[:_HASH_LENGTH]
-    room = max_length - len(digest) - 1
-    readable = re.sub(r"[^a-zA-Z0-9-]+", "-", job_key)[: max(room, 0)].strip("-")
-    return f"{readable}-{digest}" if readable else digest[:max_length]
 
 
 def parse_template(text: str) -> Template | str:
@@ -609,28 +590,21 @@ def _read_job(index: int, raw: Any, errors: _Errors) -> JobSpec | None:
 
 
 @functools.cache
-def _sagemaker_model() -> ServiceModel:
+def sagemaker_model() -> ServiceModel:
     # Loading the model takes a third of a second and it never changes within a
     # process, so it is read once; a ServiceModel is not mutated after loading.
     return ServiceModel(create_loader().load_service_model("sagemaker", "service-2"), "sagemaker")
-
-
-def _default_kinds() -> Mapping[str, Kind]:
-    # imported late: handlers import the runner, and tests pass their own table
-    kinds: Mapping[str, Kind] = importlib.import_module("handlers").KINDS
-    return kinds
 
 
 def _build(
     source: str,
     defaults: Defaults,
     specs: list[tuple[int, JobSpec]],
-    kinds: Mapping[str, Kind] | None,
+    kinds: Mapping[str, Kind],
     errors: _Errors,
     broken: frozenset[str] = frozenset(),
 ) -> Manifest:
     """Validate the jobs and apply the defaults; ``broken`` names jobs already reported."""
-    kinds = _default_kinds() if kinds is None else kinds
     by_key: dict[str, tuple[int, JobSpec]] = {}
     for index, spec in specs:
         if spec.key in by_key:
@@ -730,7 +704,7 @@ def _fill_role(request: dict[str, Any], shape: Shape, path: list[str], role: str
 
 
 def _input_shape(kind: Kind) -> Shape | None:
-    model = _sagemaker_model()
+    model = sagemaker_model()
     if kind.create not in model.operation_names:
         return None
     shape: Shape | None = model.operation_model(kind.create).input_shape

@@ -43,6 +43,7 @@ def emulator_config(emulator: Emulator) -> AwsConfig:
         region="us-east-1",
         endpoint_url=emulator.url,
         logs_endpoint_url=emulator.url,
+        sts_endpoint_url=emulator.url,
         static_credentials=("testing", "testing"),
     )
 

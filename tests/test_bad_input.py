@@ -13,7 +13,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from runner.manifest import ManifestError, load_manifest
+from runner import load_manifest
+from runner.manifest import ManifestError
 from tests.conftest import ENV, SMRUN
 from tests.test_restart import admin
 
@@ -100,7 +101,8 @@ def test_bad_manifest_exits_2_names_the_place_and_creates_nothing(
     path.write_text(text)
     proc = subprocess.run(
         [*SMRUN, "run", str(path), "--endpoint-url", emulator_url,
-         "--logs-endpoint-url", emulator_url, "--region", "us-east-1",
+         "--logs-endpoint-url", emulator_url,
+         "--sts-endpoint-url", emulator_url, "--region", "us-east-1",
          "--state-dir", str(tmp_path / "state")],
         capture_output=True, text=True, env=ENV, timeout=60,
     )

@@ -12,18 +12,13 @@ from typing import Any
 import anyio
 import pytest
 
+from handlers import COMPONENTS
 from handlers._algorithms import image_for
 from handlers.training import COMPONENT as TRAIN
 from runner.cli import main_async
-from runner.component import (
-    ArgumentError,
-    Component,
-    Input,
-    InputType,
-    discover_components,
-    job_name_for,
-)
 from runner.emulator import Emulator
+from runner.kfp import job_name_for
+from runner.v1 import ArgumentError, Component, Input, InputType
 
 ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
 CHANNELS = [
@@ -82,7 +77,8 @@ def v1_arguments(**overrides: Any) -> dict[str, str]:
 def argv(component: str, emulator: Emulator, args: dict[str, str], *extra: str) -> list[str]:
     flags = [f"--{name}={value}" for name, value in args.items()]
     return [component, *flags, "--endpoint_url", emulator.url,
-            "--logs_endpoint_url", emulator.url, "--timing", "fast", "--log_format", "json",
+            "--logs_endpoint_url", emulator.url,
+            "--sts_endpoint_url", emulator.url, "--timing", "fast", "--log_format", "json",
             *extra]
 
 
@@ -161,7 +157,7 @@ async def test_restarted_step_attaches_to_the_job_of_its_kfp_task(
     assert (first, second, other_task) == (0, 0, 0)
     names = [p["TrainingJobName"] for p in created(emulator)]
     assert len(names) == 2  # the restart created nothing; another task is another job
-    assert names[0] == job_name_for(TRAIN, "3f7c-run", "9a1b-task", 63)
+    assert names[0] == job_name_for(TRAIN.key, "3f7c-run", "9a1b-task", 63)
     assert (tmp_path / "out" / "job_name").read_text() == names[0]
 
 
@@ -238,6 +234,7 @@ async def test_run_step_takes_manifest_text_and_writes_outputs_and_summary(
     code = await main_async([
         "run", "--manifest-text", json.dumps(manifest), "--region", "us-east-1",
         "--endpoint-url", emulator.url, "--logs-endpoint-url", emulator.url,
+        "--sts-endpoint-url", emulator.url,
         "--timing", "fast", "--log-format", "json", "--state-dir", str(tmp_path / "state"),
         "--run-id", "kfp-run", "--task-id", "kfp-task", "--tags", '{"team": "ml"}',
         "--outputs-path", str(tmp_path / "outputs.json"),
@@ -340,7 +337,7 @@ def test_v1_inputs_are_all_there_with_v1_defaults() -> None:
 def test_every_declared_output_is_one_the_kind_produces() -> None:
     from handlers import KINDS
 
-    for component in discover_components().values():
+    for component in COMPONENTS.values():
         produced = KINDS[component.kind].output_types
         assert {o.name for o in component.outputs} <= set(produced), component.name
 
@@ -403,6 +400,6 @@ def test_unknown_arguments_are_refused() -> None:
 
 
 def test_components_are_found_in_handler_modules() -> None:
-    components = discover_components()
+    components = COMPONENTS
     assert components["train"] is TRAIN
     assert all(isinstance(c, Component) for c in components.values())

@@ -17,10 +17,11 @@ from handlers.labeling import task_price
 from handlers.model import COMPONENT as MODEL
 from handlers.workteam import COMPONENT as WORKTEAM
 from runner.cli import main_async
-from runner.component import ArgumentError, Component, InputType, job_name_for
 from runner.emulator import Emulator
 from runner.emulator.endpoint import Endpoints
+from runner.kfp import job_name_for
 from runner.settings import Settings
+from runner.v1 import ArgumentError, Component, InputType
 
 REGION = "us-east-1"
 ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
@@ -124,7 +125,8 @@ def argv(component: Component, emulator: Emulator, args: dict[str, str], out: Pa
         flags += [f"--{o.name}_output_path={out / o.name}" for o in component.outputs]
         flags += [f"--ui_summary_output_path={out / 'ui_summary.md'}"]
     return [component.name, *flags, "--endpoint_url", emulator.url,
-            "--logs_endpoint_url", emulator.url, "--timing", "fast", "--log_format", "json",
+            "--logs_endpoint_url", emulator.url,
+            "--sts_endpoint_url", emulator.url, "--timing", "fast", "--log_format", "json",
             *extra]
 
 
@@ -265,7 +267,7 @@ async def test_restarted_deploy_step_attaches_to_the_config_and_endpoint_of_its_
 
     assert emulator.count("CreateEndpointConfig") == 1 and emulator.count("CreateEndpoint") == 1
     [endpoint] = sent(emulator, "CreateEndpoint")
-    assert endpoint["EndpointName"] == job_name_for(DEPLOY, "3f7c-run", "9a1b-task", 63)
+    assert endpoint["EndpointName"] == job_name_for(DEPLOY.key, "3f7c-run", "9a1b-task", 63)
     assert endpoint["EndpointConfigName"] != endpoint["EndpointName"]
 
 

@@ -15,8 +15,8 @@ from handlers.processing import COMPONENT as PROCESS
 from handlers.transform import COMPONENT as TRANSFORM
 from handlers.tuning import COMPONENT as TUNING
 from runner.cli import main_async
-from runner.component import ArgumentError, Component
 from runner.emulator import Emulator
+from runner.v1 import ArgumentError, Component
 
 ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
 BUCKET = "s3://data-bucket/mnist_kmeans_example"
@@ -178,7 +178,8 @@ def transform_arguments(**overrides: str) -> dict[str, str]:
 def argv(component: str, emulator: Emulator, args: dict[str, str], *extra: str) -> list[str]:
     flags = [f"--{name}={value}" for name, value in args.items()]
     return [component, *flags, "--endpoint_url", emulator.url,
-            "--logs_endpoint_url", emulator.url, "--timing", "fast", "--log_format", "json",
+            "--logs_endpoint_url", emulator.url,
+            "--sts_endpoint_url", emulator.url, "--timing", "fast", "--log_format", "json",
             *extra]
 
 

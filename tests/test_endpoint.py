@@ -12,7 +12,6 @@ import pytest
 
 from handlers.endpoint import KIND, phase
 from runner import (
-    AwsConfig,
     LogLine,
     ManifestError,
     Notice,
@@ -26,8 +25,8 @@ from runner import (
 from runner.emulator import Emulator, FakeClock
 from runner.emulator.endpoint import Endpoints
 from runner.emulator.resources import call_handler
-from runner.kind import Phase
-from tests.helpers import error_of
+from runner.types import Phase
+from tests.helpers import emulator_config, error_of
 from tests.test_runner import local_runner
 
 ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
@@ -573,12 +572,7 @@ async def test_the_update_endpoint_example_deploys_then_updates(emulator: Emulat
     events: list[object] = []
     results = await run_manifest(
         load_manifest(EXAMPLE),
-        aws=AwsConfig(
-            region="us-east-1",
-            endpoint_url=emulator.url,
-            logs_endpoint_url=emulator.url,
-            static_credentials=("testing", "testing"),
-        ),
+        aws=emulator_config(emulator),
         settings=Settings.fast(drain_grace=0.2),
         sinks=[events.append],
     )

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 
 from runner import (
-    AwsConfig,
     Event,
     Finished,
     JobResult,
@@ -21,6 +20,7 @@ from runner import (
     load_manifest,
 )
 from runner.emulator import Emulator
+from tests.helpers import emulator_config
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 MANIFESTS = sorted(EXAMPLES.glob("*.yaml")) + sorted(EXAMPLES.glob("*.yml"))
@@ -28,13 +28,7 @@ TUNING_OBJECTIVE_KEY = "_tuning_objective_metric"
 
 
 def example_runner(emulator: Emulator, events: list[Event]) -> Runner:
-    config = AwsConfig(
-        region="us-east-1",
-        endpoint_url=emulator.url,
-        logs_endpoint_url=emulator.url,
-        static_credentials=("testing", "testing"),
-    )
-    return Runner(config, settings=Settings.fast(), sinks=[events.append])
+    return Runner(emulator_config(emulator), settings=Settings.fast(), sinks=[events.append])
 
 
 def empty_outputs(result: JobResult) -> list[str]:

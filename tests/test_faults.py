@@ -7,9 +7,8 @@ from collections import Counter
 
 import yaml
 
-from runner import LogLine, Outcome, Settings, StatusChanged, Submitted
+from runner import LogLine, Outcome, Settings, StatusChanged, Submitted, load_manifest
 from runner.emulator import Emulator, FaultConfig
-from runner.manifest import load_manifest
 from tests.test_restart import mixed_jobs
 from tests.test_runner import local_runner, training_request
 

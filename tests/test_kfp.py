@@ -17,7 +17,7 @@ kfp = pytest.importorskip("kfp")
 from kfp import compiler, dsl  # noqa: E402
 
 from components import build  # noqa: E402
-from runner.component import discover_components  # noqa: E402
+from handlers import COMPONENTS  # noqa: E402
 from runner.emulator import Emulator  # noqa: E402
 
 COMPONENTS_DIR = Path(build.__file__).resolve().parent
@@ -30,7 +30,7 @@ def component_yaml(name: str) -> dict[str, Any]:
 
 def test_component_yaml_files_are_up_to_date() -> None:
     assert build.stale() == [], "run `make components` and commit the YAML files"
-    expected = {f"{name}.yaml" for name in discover_components()} | {"run.yaml"}
+    expected = {f"{name}.yaml" for name in COMPONENTS} | {"run.yaml"}
     assert expected <= {p.name for p in COMPONENTS_DIR.glob("*.yaml")}
 
 
@@ -38,7 +38,7 @@ def test_train_yaml_has_v1_names_and_typed_parameters() -> None:
     spec = component_yaml("train.yaml")
     [component] = spec["components"].values()
     inputs = component["inputDefinitions"]["parameters"]
-    assert set(inputs) == {s.name for s in discover_components()["train"].all_inputs}
+    assert set(inputs) == {s.name for s in COMPONENTS["train"].all_inputs}
     types = {name: p["parameterType"] for name, p in inputs.items()}
     assert types["instance_count"] == "NUMBER_INTEGER"
     assert types["hyperparameters"] == "STRUCT"
@@ -65,7 +65,7 @@ def test_train_yaml_has_v1_names_and_typed_parameters() -> None:
 
 
 def test_image_is_configurable() -> None:
-    text = build.render(build.kind_component(discover_components()["train"], "reg/smrun:1.2"))
+    text = build.render(build.kind_component(COMPONENTS["train"], "reg/smrun:1.2"))
     assert "image: reg/smrun:1.2" in text
 
 
@@ -98,7 +98,8 @@ def train_step(
 
     import anyio
 
-    from runner.component import discover_components, run_component
+    from handlers import COMPONENTS, KINDS
+    from runner.kfp import run_component
     from runner.settings import Settings
 
     arguments = {
@@ -113,8 +114,9 @@ def train_step(
         "tags": json.dumps({"smrun:emulator:duration": "0.3", "smrun:emulator:log-lines": "2"}),
     }
     run = anyio.run(functools.partial(
-        run_component, discover_components()["train"], arguments,
+        run_component, COMPONENTS["train"], arguments, kinds=KINDS, components=COMPONENTS,
         kfp_run_id=run_id, kfp_task_id=task_id, logs_endpoint_url=endpoint,
+        sts_endpoint_url=endpoint,
         settings=Settings.fast(), credentials=("testing", "testing"),
     ))
     if run.exit_code != 0:

@@ -18,7 +18,7 @@ from runner import (
     load_manifest,
 )
 from runner.emulator import Emulator, FakeClock
-from runner.kind import Phase
+from runner.types import Phase
 from tests.helpers import error_of, local_runner
 
 GROUP = "/aws/sagemaker/LabelingJobs"

@@ -23,17 +23,16 @@ from moto.server import ThreadedMotoServer
 
 from runner.budget import Budgets
 from runner.events import LogLine
-from runner.kind import LogSource
 from runner.logs import (
     LogFollower,
     drain_finished,
-    error_code,
     instance_label,
     keep_reading,
     merge_round,
     next_read_delay,
     stream_at_end,
 )
+from runner.types import LogSource
 
 GROUP = "/aws/sagemaker/TrainingJobs"
 FAST: dict[str, Any] = {
@@ -104,12 +103,6 @@ def test_drain_waits_for_both_the_end_and_the_grace() -> None:
     assert not drain_finished(True, since_terminal=1.0, grace=5.0)
     assert not drain_finished(False, since_terminal=9.0, grace=5.0)
     assert drain_finished(True, since_terminal=5.0, grace=5.0)
-
-
-def test_error_code_reads_botocore_errors() -> None:
-    err = ClientError({"Error": {"Code": "ResourceNotFoundException"}}, "GetLogEvents")
-    assert error_code(err) == "ResourceNotFoundException"
-    assert error_code(RuntimeError("x")) is None
 
 
 def test_a_prefix_without_the_slash_is_refused() -> None:
@@ -360,7 +353,6 @@ async def test_on_token_follows_the_published_lines() -> None:
         assert name == stream
         assert int(token.split("/")[1]) <= published
     assert saved[-1][1] == "f/7/0"
-    assert f.positions() == {stream: "f/7/0"}
 
 
 async def test_throttling_that_escapes_retries_is_retried_not_swallowed() -> None:

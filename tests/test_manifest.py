@@ -11,6 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from handlers import KINDS as BUILTIN_KINDS
+from runner.identity import resource_name
 from runner.kind import Kind
 from runner.manifest import (
     Defaults,
@@ -19,7 +21,6 @@ from runner.manifest import (
     ManifestError,
     UnresolvedReference,
     load_manifest,
-    resource_name,
 )
 
 TRAINING = Kind(
@@ -27,6 +28,7 @@ TRAINING = Kind(
     create="CreateTrainingJob",
     describe="DescribeTrainingJob",
     name_field="TrainingJobName",
+    arn_field="TrainingJobArn",
     status_field="TrainingJobStatus",
     success=frozenset({"Completed"}),
     failure=frozenset({"Failed", "Stopped"}),
@@ -37,6 +39,7 @@ TUNING = Kind(
     create="CreateHyperParameterTuningJob",
     describe="DescribeHyperParameterTuningJob",
     name_field="HyperParameterTuningJobName",
+    arn_field="HyperParameterTuningJobArn",
     status_field="HyperParameterTuningJobStatus",
     success=frozenset({"Completed"}),
     failure=frozenset({"Failed", "Stopped"}),
@@ -48,6 +51,7 @@ PROCESSING = Kind(
     create="CreateProcessingJob",
     describe="DescribeProcessingJob",
     name_field="ProcessingJobName",
+    arn_field="ProcessingJobArn",
     status_field="ProcessingJobStatus",
     success=frozenset({"Completed"}),
     failure=frozenset({"Failed", "Stopped"}),
@@ -125,8 +129,6 @@ def test_valid_manifest_loads_in_dependency_order() -> None:
     assert list(manifest.jobs) == ["train-b", "prepare", "tune", "train-final"]
     assert manifest.order() == ["prepare", "train-b", "tune", "train-final"]
     assert manifest.dependencies("train-final") == ("tune", "train-b")
-    assert manifest.dependents("train-b") == ("tune", "train-final")
-    assert manifest.dependents("train-final") == ()
 
 
 def test_order_is_stable_by_manifest_order_among_independent_jobs() -> None:
@@ -600,8 +602,6 @@ def test_resource_name_is_readable_and_run_specific() -> None:
 
 
 def test_default_role_fills_a_tuning_jobs_nested_role() -> None:
-    from handlers import KINDS
-
     manifest = load_manifest(
         "defaults: {role: 'arn:aws:iam::123456789012:role/R'}\n"
         "jobs:\n"
@@ -617,7 +617,7 @@ def test_default_role_fills_a_tuning_jobs_nested_role() -> None:
         "        ResourceConfig: {InstanceType: ml.m5.large, InstanceCount: 1,"
         " VolumeSizeInGB: 10}\n"
         "        StoppingCondition: {MaxRuntimeInSeconds: 60}\n",
-        kinds=KINDS,
+        kinds=BUILTIN_KINDS,
     )
     definition = manifest.jobs["tune"].request["TrainingJobDefinition"]
     assert definition["RoleArn"] == "arn:aws:iam::123456789012:role/R"

@@ -10,7 +10,7 @@ from handlers.model import KIND, adopt
 from runner import Outcome, StatusChanged, Submitted, load_manifest
 from runner.emulator import Emulator, FakeClock
 from runner.emulator.model import Models
-from runner.job import JobError
+from runner.types import JobError
 from tests.helpers import error_of
 from tests.test_runner import local_runner
 

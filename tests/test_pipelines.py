@@ -16,8 +16,9 @@ kfp = pytest.importorskip("kfp")
 
 from kfp import compiler  # noqa: E402
 
-from runner.component import discover_components  # noqa: E402
-from runner.manifest import JobSpec, Manifest, load_manifest  # noqa: E402
+from handlers import COMPONENTS, KINDS  # noqa: E402
+from runner import load_manifest  # noqa: E402
+from runner.manifest import JobSpec, Manifest  # noqa: E402
 
 ROLE = "arn:aws:iam::123456789012:role/SageMakerExecution"
 # what an upstream step would produce, by output name, to check the arguments it feeds
@@ -78,11 +79,11 @@ def arguments(task: dict[str, Any], pipeline_args: dict[str, Any]) -> dict[str, 
 def assert_makes_a_valid_request(command: str, task: dict[str, Any],
                                  pipeline_args: dict[str, Any]) -> dict[str, Any]:
     """The request of the component's own job; every job it makes is validated."""
-    component = discover_components()[command]
+    component = COMPONENTS[command]
     jobs = component.jobs(component.parse(arguments(task, pipeline_args)))
     Manifest.from_jobs([JobSpec(key=key, kind=job.kind, request=job.request,
                                 options=job.options, after=job.after)
-                        for key, job in jobs.items()])
+                        for key, job in jobs.items()], kinds=KINDS)
     return jobs[component.key].request
 
 

@@ -59,7 +59,8 @@ def write_manifest(path: Path, jobs: dict[str, dict[str, Any]]) -> Path:
 def run_args(manifest: Path, url: str, state: Path, run_id: str, out: Path) -> list[str]:
     return [
         *SMRUN, "run", str(manifest), "--run-id", run_id, "--state-dir", str(state),
-        "--endpoint-url", url, "--logs-endpoint-url", url, "--region", "us-east-1",
+        "--endpoint-url", url, "--logs-endpoint-url", url,
+        "--sts-endpoint-url", url, "--region", "us-east-1",
         "--timing", "fast", "--log-format", "json", "--output-json", str(out),
     ]
 

@@ -8,9 +8,10 @@ from typing import Any
 
 import anyio
 
-from runner import AwsConfig, Finished, LogLine, Outcome, Runner, Settings, StatusChanged
+from runner import Finished, LogLine, Outcome, Runner, Settings, StatusChanged
 from runner.emulator import Emulator
-from runner.job import request_hash
+from runner.identity import request_hash
+from tests.helpers import emulator_config
 
 ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
 LINE = re.compile(r"line (\d+)/(\d+)")
@@ -52,14 +53,8 @@ def training_request(
 
 
 def local_runner(emulator: Emulator, **kwargs: Any) -> Runner:
-    config = AwsConfig(
-        region="us-east-1",
-        endpoint_url=emulator.url,
-        logs_endpoint_url=emulator.url,
-        static_credentials=("testing", "testing"),
-    )
     kwargs.setdefault("settings", Settings.fast())
-    return Runner(config, **kwargs)
+    return Runner(emulator_config(emulator), **kwargs)
 
 
 async def test_concurrent_jobs_stream_every_line_once_and_succeed(emulator: Emulator) -> None:
@@ -208,9 +203,9 @@ def test_request_hash_ignores_name_and_our_tags() -> None:
 
     base = training_request()
     named = {**base, "TrainingJobName": "x"}
-    assert request_hash(KIND, base) == request_hash(KIND, named)
+    assert request_hash(base, KIND.name_field) == request_hash(named, KIND.name_field)
     changed = training_request(lines=99)
-    assert request_hash(KIND, base) != request_hash(KIND, changed)
+    assert request_hash(base, KIND.name_field) != request_hash(changed, KIND.name_field)
 
 
 async def test_finished_event_carries_the_result(emulator: Emulator) -> None:

@@ -18,8 +18,8 @@ from runner.budget import Budgets
 from runner.emulator import Emulator, FakeClock
 from runner.emulator.logs import LogsService, LogStore
 from runner.emulator.tuning import TuningJobs
-from runner.kind import LogSource
 from runner.logs import LogFollower
+from runner.types import LogSource
 from tests.helpers import emulator_config, error_of
 
 ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"

@@ -9,8 +9,7 @@ import pytest
 from handlers.workteam import KIND, adopt
 from runner import Outcome, Runner, Settings, StatusChanged, Submitted
 from runner.emulator import Emulator, FakeClock
-from runner.job import JobError
-from runner.kind import Phase
+from runner.types import JobError, Phase
 from tests.helpers import emulator_config, error_of
 
 POOL = "us-east-1_AbCdEf123"

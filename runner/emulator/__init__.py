@@ -6,9 +6,18 @@ create request (see :mod:`runner.emulator.training`); faults by
 :class:`FaultConfig`; time by the ``clock`` argument.
 """
 
+from runner.emulator.auth import KeyRefusal
 from runner.emulator.logs import LogStore
 from runner.emulator.protocol import ApiError
 from runner.emulator.resources import FakeClock
 from runner.emulator.server import Emulator, FaultConfig, serve
 
-__all__ = ["ApiError", "Emulator", "FakeClock", "FaultConfig", "LogStore", "serve"]
+__all__ = [
+    "ApiError",
+    "Emulator",
+    "FakeClock",
+    "FaultConfig",
+    "KeyRefusal",
+    "LogStore",
+    "serve",
+]

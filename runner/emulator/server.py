@@ -1,13 +1,23 @@
-"""The emulator's HTTP server: SageMaker and CloudWatch Logs on one port.
+"""The emulator's HTTP server: SageMaker, CloudWatch Logs and STS on one port.
 
-Requests are routed by the ``X-Amz-Target`` prefix to a service; each service
-brings its protocol (from botocore's model) and a table of handlers, so this
-module knows nothing about any resource kind. Signatures are not checked, but
-an ``Authorization`` header must be present, as every signed AWS call has one.
+JSON 1.1 requests are routed by the ``X-Amz-Target`` prefix to a service; each
+service brings its protocol (from botocore's model) and a table of handlers,
+so this module knows nothing about any resource kind. A request without that
+header that is form-encoded, or signed for ``sts`` in its SigV4 credential
+scope, is an STS query-protocol call (:mod:`runner.emulator.sts`).
+
+Signatures are not checked, but an ``Authorization`` header must be present,
+as every signed AWS call has one. The one thing checked about it is the
+access key id in its credential scope: a key on the FaultConfig's
+``refused_keys`` list is turned away as AWS turns away an unknown key, an
+expired token or a bad signature (:mod:`runner.emulator.auth`). Operations on
+its ``deny`` lists get AccessDenied.
 
 Admin endpoints, for tests in another process:
 ``GET /_emulator/health``, ``GET /_emulator/requests``,
-``GET /_emulator/faults`` and ``POST /_emulator/faults`` (a FaultConfig as JSON).
+``GET /_emulator/faults`` and ``POST /_emulator/faults`` (a FaultConfig as JSON),
+``GET /_emulator/identities`` and ``POST /_emulator/identities`` (a JSON object
+of access key id -> principal ARN, replacing the mapping).
 """
 
 from __future__ import annotations
@@ -19,20 +29,42 @@ import signal
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from types import TracebackType
 from typing import Any
 
 from aiohttp import web
 
+from runner.emulator.auth import (
+    Identities,
+    KeyRefusal,
+    access_denied,
+    check_deny_entry,
+    check_refusal,
+    denies,
+    refusal_error,
+    resource_arn,
+)
 from runner.emulator.logs import LogsService, LogStore
 from runner.emulator.protocol import JSON_CONTENT_TYPE, ApiError, ServiceProtocol, decode_body
 from runner.emulator.resources import Handler, SageMaker, Scheduler, call_handler, install_kinds
+from runner.emulator.sts import (
+    FORM_CONTENT_TYPE,
+    XML_CONTENT_TYPE,
+    StsService,
+    as_query_error,
+    parse_form,
+)
 
 
 @dataclass
 class FaultConfig:
-    """Faults injected before an operation runs (a throttled Create creates nothing)."""
+    """Faults injected before an operation runs (a throttled Create creates nothing).
+
+    STS calls take the same faults, in STS's words (``Throttling``, ...).
+    Refused keys and denied operations apply whatever ``operations`` says,
+    and before any of the random faults.
+    """
 
     throttle: float = 0.0  # probability of HTTP 400 ThrottlingException "Rate exceeded"
     server_error: float = 0.0  # probability of HTTP 500 InternalFailure or 503 ServiceUnavailable
@@ -41,13 +73,35 @@ class FaultConfig:
     operations: frozenset[str] | None = None  # operation names faults apply to; None = all
     seed: int | None = None  # seeds the fault RNG, for repeatable runs
     empty_page_every: int = 0  # every Nth GetLogEvents returns an empty page with a new token
+    # access key id -> how every request it signs is refused: "invalid_key",
+    # "expired_token" or "bad_signature"
+    refused_keys: dict[str, KeyRefusal] = field(default_factory=dict)
+    # operations every caller is denied: "CreateTrainingJob",
+    # "sagemaker:CreateTrainingJob" or "logs:*"
+    deny: frozenset[str] = frozenset()
+    deny_for: dict[str, frozenset[str]] = field(default_factory=dict)  # the same, per key id
+
+    def __post_init__(self) -> None:
+        for key, how in self.refused_keys.items():
+            if not isinstance(key, str):
+                raise ValueError(f"a refused key is an access key id string, not {key!r}")
+            check_refusal(how)
+        for entries in (self.deny, *self.deny_for.values()):
+            for entry in entries:
+                check_deny_entry(entry)
 
     def applies_to(self, operation: str) -> bool:
         return self.operations is None or operation in self.operations
 
+    def denies(self, caller: str, service: str, operation: str) -> bool:
+        entries = self.deny | self.deny_for.get(caller, frozenset())
+        return any(denies(entry, service, operation) for entry in entries)
+
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["operations"] = sorted(self.operations) if self.operations is not None else None
+        data["deny"] = sorted(self.deny)
+        data["deny_for"] = {key: sorted(ops) for key, ops in self.deny_for.items()}
         return data
 
     @classmethod
@@ -59,6 +113,15 @@ class FaultConfig:
         values = dict(data)
         if values.get("operations") is not None:
             values["operations"] = frozenset(values["operations"])
+        if "deny" in values:
+            values["deny"] = _operation_set("deny", values["deny"])
+        if "deny_for" in values:
+            values["deny_for"] = {
+                key: _operation_set(f"deny_for[{key!r}]", ops)
+                for key, ops in _json_object("deny_for", values["deny_for"]).items()
+            }
+        if "refused_keys" in values:
+            values["refused_keys"] = dict(_json_object("refused_keys", values["refused_keys"]))
         config = cls(**values)
         for name in ("throttle", "server_error", "drop"):
             if not 0.0 <= float(getattr(config, name)) <= 1.0:
@@ -66,6 +129,18 @@ class FaultConfig:
         if config.latency < 0 or config.empty_page_every < 0:
             raise ValueError("latency and empty_page_every must not be negative")
         return config
+
+
+def _json_object(name: str, value: Any) -> Mapping[str, Any]:
+    if not isinstance(value, dict):
+        raise ValueError(f"{name} is a JSON object keyed by access key id")
+    return value
+
+
+def _operation_set(name: str, value: Any) -> frozenset[str]:
+    if not isinstance(value, list):
+        raise ValueError(f"{name} is a list of operation names")
+    return frozenset(value)
 
 
 @dataclass(frozen=True)
@@ -76,11 +151,13 @@ class Service:
 
 
 class Emulator:
-    """SageMaker and CloudWatch Logs on loopback, in the AWS wire protocol.
+    """SageMaker, CloudWatch Logs and STS on loopback, in the AWS wire protocol.
 
     ``async with Emulator() as emu:`` starts it on a free port; point clients
     at ``emu.url``. ``clock`` is the only source of time (pass a
     :class:`~runner.emulator.resources.FakeClock` to drive it by hand).
+    ``identities`` maps access key ids to the principal ARNs STS names for
+    them (by default an IAM user of ``account`` named after the key).
     """
 
     def __init__(
@@ -112,6 +189,8 @@ class Emulator:
                 Service("logs", self.logs_service.protocol, self.logs_service.operations),
             )
         }
+        self.identities = Identities(account)
+        self.sts = StsService(self.identities)
         self.requests: list[tuple[str, str, dict[str, Any]]] = []
         # the access key id each request was signed with (SigV4 isn't verified)
         self.callers: list[str] = []
@@ -136,6 +215,18 @@ class Emulator:
         self._rng = random.Random(config.seed)
         self.logs_service.empty_page_every = config.empty_page_every
 
+    def refuse_key(self, access_key_id: str, how: KeyRefusal = "invalid_key") -> None:
+        """Turn away every request ``access_key_id`` signs, as AWS would for ``how``:
+        ``"invalid_key"`` (no such key), ``"expired_token"`` or ``"bad_signature"``."""
+        refused = {**self._faults.refused_keys, access_key_id: check_refusal(how)}
+        # Not through the setter: the other faults' random sequence goes on.
+        self._faults = replace(self._faults, refused_keys=refused)
+
+    def accept_key(self, access_key_id: str) -> None:
+        """Undo :meth:`refuse_key`."""
+        refused = {k: v for k, v in self._faults.refused_keys.items() if k != access_key_id}
+        self._faults = replace(self._faults, refused_keys=refused)
+
     def count(self, operation: str) -> int:
         """How many requests for ``operation`` arrived (faulted ones included)."""
         return sum(1 for _service, op, _params in self.requests if op == operation)
@@ -158,6 +249,8 @@ class Emulator:
         app.router.add_get("/_emulator/requests", self._requests)
         app.router.add_get("/_emulator/faults", self._get_faults)
         app.router.add_post("/_emulator/faults", self._set_faults)
+        app.router.add_get("/_emulator/identities", self._get_identities)
+        app.router.add_post("/_emulator/identities", self._set_identities)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         self._site = web.TCPSite(self._runner, host, port)
@@ -201,42 +294,34 @@ class Emulator:
             )
 
     async def _dispatch(self, request: web.Request, request_id: str) -> web.StreamResponse:
-        target = request.headers.get("X-Amz-Target", "")
+        target = request.headers.get("X-Amz-Target")
+        if target is None and _is_query_call(request):
+            try:
+                return await self._dispatch_query(request, request_id)
+            except ApiError as error:
+                raise as_query_error(error, request_id) from error
+        return await self._dispatch_json(request, request_id, target or "")
+
+    async def _dispatch_json(
+        self, request: web.Request, request_id: str, target: str
+    ) -> web.StreamResponse:
         prefix, _, operation_name = target.partition(".")
         service = self.services.get(prefix)
         if service is None or not operation_name:
             raise ApiError("UnknownOperationException", f"Unknown target '{target}'")
-        if "Authorization" not in request.headers:
-            raise ApiError(
-                "MissingAuthenticationTokenException", "Missing Authentication Token", 403
-            )
-        signed_by = _CREDENTIAL.search(request.headers["Authorization"])
-        self.callers.append(signed_by.group(1) if signed_by else "")
-        body = await request.read()
+        caller = self._caller(request)
         try:
-            wire = decode_body(body)
-        except ApiError:
-            self.requests.append((service.name, operation_name, {}))
-            raise
+            wire, unreadable = decode_body(await request.read()), None
+        except ApiError as error:
+            wire, unreadable = {}, error
         self.requests.append((service.name, operation_name, wire))
-
-        faults = self._faults
-        if faults.applies_to(operation_name):
-            if faults.latency > 0:
-                await asyncio.sleep(faults.latency)
-            # One draw per fault kind, in a fixed order, keeps a seeded run repeatable.
-            draws = [self._rng.random() for _ in range(3)]
-            if draws[0] < faults.drop:
-                self.faulted.append((operation_name, "drop"))
-                return self._drop(request)
-            if draws[1] < faults.throttle:
-                self.faulted.append((operation_name, "throttle"))
-                raise ApiError("ThrottlingException", "Rate exceeded")
-            if draws[2] < faults.server_error:
-                self.faulted.append((operation_name, "server_error"))
-                if self._rng.random() < 0.5:
-                    raise ApiError("InternalFailure", "We encountered an internal error.", 500)
-                raise ApiError("ServiceUnavailable", "Service is unavailable.", 503)
+        self._authenticate(caller, operation_name)
+        if unreadable is not None:
+            raise unreadable
+        self._authorize(caller, service.name, operation_name, wire)
+        dropped = await self._inject_faults(request, operation_name)
+        if dropped is not None:
+            return dropped
 
         operation = service.protocol.operation(operation_name)
         handler = service.operations.get(operation_name)
@@ -257,6 +342,83 @@ class Emulator:
             body=service.protocol.serialize(operation, result),
             headers={"Content-Type": JSON_CONTENT_TYPE, "x-amzn-RequestId": request_id},
         )
+
+    async def _dispatch_query(self, request: web.Request, request_id: str) -> web.StreamResponse:
+        caller = self._caller(request)
+        try:
+            form, unreadable = parse_form(await request.read()), None
+        except ApiError as error:
+            form, unreadable = {}, error
+        action = form.get("Action", "")
+        params: dict[str, Any] = {k: v for k, v in form.items() if k not in ("Action", "Version")}
+        self.requests.append((self.sts.name, action, params))
+        self._authenticate(caller, action)
+        if unreadable is not None:
+            raise unreadable
+        self._authorize(caller, self.sts.name, action, params)
+        dropped = await self._inject_faults(request, action)
+        if dropped is not None:
+            return dropped
+        operation = self.sts.operation(form)
+        try:
+            body = self.sts.answer(operation, caller, request_id)
+        except ApiError:
+            raise
+        except Exception as exc:  # as in the JSON path: a bug reaches the client as AWS's 500
+            raise ApiError("InternalFailure", f"{type(exc).__name__}: {exc}", 500) from exc
+        return web.Response(
+            body=body, headers={"Content-Type": XML_CONTENT_TYPE, "x-amzn-RequestId": request_id}
+        )
+
+    def _caller(self, request: web.Request) -> str:
+        """The access key id the request was signed with (recorded in ``callers``)."""
+        if "Authorization" not in request.headers:
+            raise ApiError(
+                "MissingAuthenticationTokenException", "Missing Authentication Token", 403
+            )
+        signed_by = _CREDENTIAL.search(request.headers["Authorization"])
+        caller = signed_by.group(1) if signed_by else ""
+        self.callers.append(caller)
+        return caller
+
+    def _authenticate(self, caller: str, operation: str) -> None:
+        how = self._faults.refused_keys.get(caller)
+        if how is not None:
+            self.faulted.append((operation, how))
+            raise refusal_error(how)
+
+    def _authorize(
+        self, caller: str, service: str, operation: str, wire: Mapping[str, Any]
+    ) -> None:
+        if not self._faults.denies(caller, service, operation):
+            return
+        self.faulted.append((operation, "access_denied"))
+        resource = resource_arn(service, operation, wire, region=self.region, account=self.account)
+        raise access_denied(self.identities.of(caller).arn, service, operation, resource)
+
+    async def _inject_faults(
+        self, request: web.Request, operation: str
+    ) -> web.StreamResponse | None:
+        """Latency, then maybe a dropped connection (returned) or an error (raised)."""
+        faults = self._faults
+        if not faults.applies_to(operation):
+            return None
+        if faults.latency > 0:
+            await asyncio.sleep(faults.latency)
+        # One draw per fault kind, in a fixed order, keeps a seeded run repeatable.
+        draws = [self._rng.random() for _ in range(3)]
+        if draws[0] < faults.drop:
+            self.faulted.append((operation, "drop"))
+            return self._drop(request)
+        if draws[1] < faults.throttle:
+            self.faulted.append((operation, "throttle"))
+            raise ApiError("ThrottlingException", "Rate exceeded")
+        if draws[2] < faults.server_error:
+            self.faulted.append((operation, "server_error"))
+            if self._rng.random() < 0.5:
+                raise ApiError("InternalFailure", "We encountered an internal error.", 500)
+            raise ApiError("ServiceUnavailable", "Service is unavailable.", 503)
+        return None
 
     @staticmethod
     def _drop(request: web.Request) -> web.StreamResponse:
@@ -291,8 +453,32 @@ class Emulator:
             return web.json_response({"error": str(exc)}, status=400)
         return web.json_response(self._faults.to_json())
 
+    async def _get_identities(self, request: web.Request) -> web.StreamResponse:
+        return web.json_response(dict(self.identities))
 
+    async def _set_identities(self, request: web.Request) -> web.StreamResponse:
+        try:
+            data = await request.json()
+            if not isinstance(data, dict):
+                raise ValueError("a JSON object of access key id -> principal ARN is required")
+            self.identities.replace(data)
+        except ValueError as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        return web.json_response(dict(self.identities))
+
+
+# "Credential=AKID/20261201/us-east-1/sts/aws4_request": the key id and the
+# service the request was signed for.
 _CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/")
+_SCOPE_SERVICE = re.compile(r"Credential=[^/,\s]+/[^/,\s]*/[^/,\s]*/([^/,\s]+)/")
+
+
+def _is_query_call(request: web.Request) -> bool:
+    """An STS call: signed for ``sts`` or, with no credential scope to go by, a form POST."""
+    scope = _SCOPE_SERVICE.search(request.headers.get("Authorization", ""))
+    if scope is not None:
+        return scope.group(1) == "sts"
+    return request.content_type == FORM_CONTENT_TYPE
 
 
 def serve(host: str = "127.0.0.1", port: int = 0, region: str = "us-east-1") -> None:

@@ -1,0 +1,99 @@
+"""Plain shared types: what a job is asked for, where it stands, how it ended.
+
+A leaf module: it imports nothing of the runner, so every layer (handlers, the
+job, events, the console, the journal) can use these without a cycle.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+Description = Mapping[str, Any]  # a Describe* response (the resource's own member)
+Request = dict[str, Any]  # a Create* request, in the API's own shape
+
+
+class Outcome(str, enum.Enum):
+    """How a job ended, from the step's point of view."""
+
+    SUCCEEDED = "Succeeded"  # reached the kind's success state
+    FAILED = "Failed"  # reached a failure state, was stopped by someone else, or timed out
+    STOPPED_BY_US = "StoppedByUs"  # stopped because this runner asked (cancel or Job.stop())
+    NOT_STARTED = "NotStarted"  # never created: a dependency failed or the run was cancelled
+    UNKNOWN = "Unknown"  # the runner could not learn the state before its deadline
+    DETACHED = "Detached"  # left running on purpose (--on-cancel detach)
+
+    @property
+    def ok(self) -> bool:
+        return self is Outcome.SUCCEEDED
+
+
+class Phase(str, enum.Enum):
+    """Where a status stands in a kind's terminal-state table."""
+
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    STOPPED = "stopped"
+
+
+class JobError(Exception):
+    """A job could not be started, attached or followed; the message says why
+    and becomes the job's failure reason."""
+
+
+@dataclass(frozen=True)
+class LogSource:
+    """A set of CloudWatch streams to follow: every stream of ``group`` whose
+    name starts with ``prefix``. ``label`` is shown in front of each line
+    (with the stream's instance) when a job has more than one source."""
+
+    group: str
+    prefix: str
+    label: str = ""
+
+
+@dataclass
+class JobResult:
+    """What one job came to: its outcome, outputs (v1 names) and facts."""
+
+    key: str
+    kind: str
+    name: str | None
+    outcome: Outcome
+    status: str | None = None
+    failure_reason: str | None = None
+    outputs: dict[str, Any] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+    arn: str | None = None
+    created: datetime | None = None
+    ended: datetime | None = None
+    attached: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome.ok
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.created and self.ended:
+            return (self.ended - self.created).total_seconds()
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "job": self.key,
+            "kind": self.kind,
+            "name": self.name,
+            "outcome": self.outcome.value,
+            "status": self.status,
+            "failure_reason": self.failure_reason,
+            "duration_seconds": self.duration_seconds,
+            "outputs": self.outputs,
+            "details": self.details,
+            "arn": self.arn,
+            "attached": self.attached,
+        }
