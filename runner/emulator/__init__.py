@@ -1,9 +1,10 @@
-"""A local SageMaker and CloudWatch Logs, in the AWS wire protocol.
+"""A local SageMaker, CloudWatch Logs and STS (GetCallerIdentity), in the AWS wire protocol.
 
 ``async with Emulator() as emu:`` then point aiobotocore clients at
 ``emu.url``. Behaviour of jobs is set by ``smrun:emulator:*`` tags on the
-create request (see :mod:`runner.emulator.training`); faults by
-:class:`FaultConfig`; time by the ``clock`` argument.
+create request (see :mod:`runner.emulator.training`); faults (throttling,
+5xx, refused keys, AccessDenied...) by :class:`FaultConfig`; time by the
+``clock`` argument.
 """
 
 from runner.emulator.auth import KeyRefusal
