@@ -223,12 +223,15 @@ async def run_command(args: argparse.Namespace, settings: Settings | None = None
         sinks=[console],
         journal=journal,
     )
+    console.plan({key: manifest.jobs[key].kind for key in manifest.order()})
     try:
         async with runner:
             caught = await until_signal(lambda: runner.run_manifest(manifest))
     except EnvironmentProblem as problem:
+        console.close()
         return _environment_error("smrun", problem)
     finally:
+        console.close()
         journal.close()
     results = {k: runner.results[k] for k in manifest.order() if k in runner.results}
     region = runner.identity.region if runner.identity else ""
@@ -274,6 +277,8 @@ async def component_command(args: argparse.Namespace, settings: Settings | None 
         caught = await until_signal(work)
     except EnvironmentProblem as problem:
         return _environment_error(f"smrun {component.name}", problem)
+    finally:
+        console.close()
     if caught is not None:
         return caught
     outcome = done[0]

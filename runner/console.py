@@ -1,23 +1,49 @@
 """What a person (or a log collector) sees: events rendered through structlog.
 
-Two renderings of the same key-value events: a compact, coloured one for a
-terminal and JSON lines (the default when stdout is not a TTY, as in a KFP
-pod). Secrets are redacted in the processor chain, whatever the rendering.
+Two renderings of the same key-value events. JSON lines are the default when
+stdout is not a TTY (a KFP pod parses them, so their keys, order and the final
+``summary`` record never change). The console rendering prints one line per
+event through rich; on a terminal it also pins a live status table under the
+scrolling lines, because with dozens of jobs the log lines alone no longer say
+which jobs are still running, waiting or already failed. The run ends with a
+summary table a person can read, the outputs one per line (so a value is never
+wrapped inside a table cell) and a count.
+
+Both renderings go through one structlog chain that starts with
+:func:`redact_processor`, and the live table and the summary are built from
+what that chain hands on, so a secret is redacted wherever it would show.
+
+Log lines are held until :meth:`Console.flush`, which the log follower calls
+once per read round *before* it saves its read positions: after ``flush()``
+returns every line received so far has been written, so a saved position never
+runs ahead of what was shown. Other events are written at once.
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 import re
 import sys
+import threading
 import time
-from collections.abc import Mapping, MutableMapping
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
+from dataclasses import dataclass
 from typing import Any, TextIO
 
 import structlog
+from rich import box
+from rich.console import Console as RichConsole
+from rich.console import ConsoleOptions, Group, RenderableType, RenderResult
+from rich.live import Live
+from rich.rule import Rule
+from rich.segment import Segment
+from rich.table import Table
+from rich.text import Text
 
 from runner.events import Event, Finished, LogLine, Notice, StatusChanged, Submitted
-from runner.job import JobResult
+from runner.types import JobResult
 
 REDACTED = "***"
 _SECRET_KEY = re.compile(
@@ -64,88 +90,474 @@ def redact_processor(
     return {k: redact(v, k) for k, v in event_dict.items()}
 
 
-_COLOURS = ("\x1b[36m", "\x1b[35m", "\x1b[33m", "\x1b[32m", "\x1b[34m", "\x1b[91m", "\x1b[96m")
-_RESET, _DIM, _BOLD, _RED, _GREEN = "\x1b[0m", "\x1b[2m", "\x1b[1m", "\x1b[31m", "\x1b[32m"
+# ------------------------------------------------------------------ constants
+
+_JOB_STYLES = ("cyan", "magenta", "yellow", "green", "blue", "bright_red", "bright_cyan")
 _MARKS = {"submitted": "▶", "status": "◆", "log": "│", "notice": "!", "finished": "■"}
+# how a finished job is counted in the live header, in this order
+_OUTCOME_WORDS = {
+    "Succeeded": "succeeded", "Failed": "failed", "StoppedByUs": "stopped",
+    "NotStarted": "not started", "Unknown": "unknown", "Detached": "detached",
+}
+_OUTCOME_STYLES = {"Succeeded": "green", "NotStarted": "dim", "Detached": "yellow"}
+_PROGRESS_FROM = 10  # jobs from which the live view shows a progress bar
+_BAR_WIDTH = 40
+_PLAIN_WIDTH = 4096  # off a terminal nothing is wrapped: a line is a line
+_JOB_COLUMN_MAX = 40  # the widest job column plan() sets, and the live table allows
+
+
+def _clock_text(seconds: float) -> str:
+    """12s, 5m07s, 2h05m: an elapsed time in a narrow column."""
+    whole = max(0, int(seconds))
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+
+
+def _duration_text(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    return f"{seconds:.1f}s" if seconds < 60 else _clock_text(seconds)
+
+
+def _value_text(value: Any) -> str:
+    """An output value on one line: strings as they are, anything else as JSON."""
+    return value if isinstance(value, str) else json.dumps(value, default=str)
+
+
+def _outcome_style(outcome: str) -> str:
+    return _OUTCOME_STYLES.get(outcome, "red")
+
+
+# ------------------------------------------------------------------ the board
+
+
+@dataclass(eq=False)
+class _Row:
+    """Where one job stands, as the live table shows it."""
+
+    key: str
+    index: int
+    kind: str = ""
+    submitted: float | None = None  # event time of Submitted
+    status: str | None = None
+    secondary: str | None = None
+    finished: float | None = None  # event time of Finished
+    outcome: str | None = None
+    last_log: float | None = None  # the last line's own timestamp, epoch seconds
+
+    @property
+    def running(self) -> bool:
+        return self.outcome is None and self.submitted is not None
+
+    @property
+    def rank(self) -> int:
+        """Which rows stay when they do not all fit: failed, running, waiting, done."""
+        if self.outcome is None:
+            return 1 if self.running else 2
+        return 3 if self.outcome in ("Succeeded", "NotStarted", "Detached") else 0
+
+    @property
+    def label(self) -> str:
+        """The row's status as one word, for the table and the folded counts."""
+        if self.outcome is not None:
+            return self.outcome
+        if self.submitted is None:
+            return "waiting"
+        return self.status or "Submitted"
+
+
+class _Board:
+    """The state of every job, fed by the structlog chain (after redaction)
+    on the event loop thread and read by the live display's refresh thread."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._rows: dict[str, _Row] = {}
+        self._styles: dict[str, str] = {}
+
+    def style(self, job: str) -> str:
+        """The job's colour, the same in the scrolling lines and the table."""
+        style = self._styles.get(job)
+        if style is None:
+            style = self._styles[job] = _JOB_STYLES[len(self._styles) % len(_JOB_STYLES)]
+        return style
+
+    def _row(self, job: str) -> _Row:
+        row = self._rows.get(job)
+        if row is None:
+            row = self._rows[job] = _Row(job, len(self._rows))
+            self.style(job)
+        return row
+
+    def plan(self, jobs: Mapping[str, str]) -> None:
+        with self._lock:
+            for job, kind in jobs.items():
+                self._row(job).kind = kind
+
+    def track(
+        self, logger: Any, method: str, ev: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
+        """A structlog processor: notes what the event says about its job."""
+        name, job = ev.get("event"), str(ev.get("job", ""))
+        if not job or name not in ("submitted", "status", "log", "finished"):
+            return ev
+        with self._lock:
+            row = self._row(job)
+            if name == "submitted":
+                row.kind = str(ev.get("kind") or row.kind)
+                row.submitted = float(ev.get("time") or self._clock())
+            elif name == "status":
+                row.status, row.secondary = ev.get("status"), ev.get("secondary")
+            elif name == "log":
+                row.last_log = float(ev.get("timestamp") or 0) / 1000
+            else:
+                row.outcome = str(ev.get("outcome"))
+                row.finished = float(ev.get("time") or self._clock())
+                result = ev.get("result")
+                if isinstance(result, Mapping) and not row.kind:
+                    row.kind = str(result.get("kind") or "")
+        return ev
+
+    def view(self, width: int, height: int) -> RenderableType:
+        """The live view for a terminal ``height`` lines high: a header of
+        counts, a progress bar with many jobs, a row per job that fits and the
+        rest folded into counts. Every part is one line, so the height is exact."""
+        with self._lock:  # rows are only read while the event loop cannot change them
+            return self._view(list(self._rows.values()), self._clock(), width, height)
+
+    def _view(self, rows: list[_Row], now: float, width: int, height: int) -> RenderableType:
+        # at most two thirds of the terminal, so that log lines still scroll above
+        budget = max(4, min(height - 2, height * 2 // 3))
+        fixed = 2  # the header and the table's column names
+        progress = len(rows) >= _PROGRESS_FROM
+        shown, hidden = rows, []
+        if fixed + progress + len(rows) > budget:
+            progress = True
+            room = max(0, budget - fixed - 2)  # less the progress bar and the fold line
+            keep = {r.key for r in sorted(rows, key=lambda r: (r.rank, r.index))[:room]}
+            shown = [r for r in rows if r.key in keep]
+            hidden = [r for r in rows if r.key not in keep]
+        parts: list[RenderableType] = [
+            Rule(_header(rows), align="left", style="dim", characters="─")
+        ]
+        if progress:
+            parts.append(_progress(rows))
+        parts += self._table(shown, now, width)
+        if hidden:
+            parts.append(_folded(hidden))
+        return Group(*parts)
+
+    def _table(self, rows: Iterable[_Row], now: float, width: int) -> list[Text]:
+        cells: list[list[Text]] = []
+        for row in rows:
+            status = Text(row.label)
+            if row.outcome is not None:
+                status.stylize(_outcome_style(row.outcome))
+            elif row.submitted is None:
+                status.stylize("dim")
+            elif row.secondary and row.secondary != row.status:
+                status.append(f" · {row.secondary}")
+            elapsed = ""
+            if row.submitted is not None:
+                elapsed = _clock_text((row.finished or now) - row.submitted)
+            last = (time.strftime("%H:%M:%S", time.localtime(row.last_log))
+                    if row.last_log is not None else "")
+            cells.append([Text(row.key, style=self.style(row.key)), Text(row.kind, style="dim"),
+                          status, Text(elapsed), Text(last, style="dim")])
+        return _grid(cells, width)
+
+
+# the live table's columns; rich's Table would do, but costs ~20 ms a redraw
+_COLUMNS = ("JOB", "KIND", "STATUS", "ELAPSED", "LAST LOG")
+_RIGHT = (False, False, False, True, True)
+# (column, narrowest width): what gives way, in this order, on a narrow terminal
+_NARROWEST = ((0, 16), (2, 12), (0, 8), (1, 4))
+_DROPPED = (4, 1, 3)  # then these columns go, in this order
+_GAP = "  "
+
+
+def _grid(rows: Sequence[Sequence[Text]], width: int) -> list[Text]:
+    """The rows under a header of column names, aligned, one line each: on a
+    narrow terminal cells end in an ellipsis, then the least useful columns go."""
+    lines = [[Text(name, style="bold dim") for name in _COLUMNS], *rows]
+    widths = [max(line[i].cell_len for line in lines) for i in range(len(_COLUMNS))]
+    widths[0] = min(widths[0], _JOB_COLUMN_MAX)
+    excess = sum(widths) + len(_GAP) * (len(widths) - 1) - width
+    for column, narrowest in _NARROWEST:
+        cut = max(0, min(excess, widths[column] - narrowest))
+        widths[column] -= cut
+        excess -= cut
+    columns = list(range(len(_COLUMNS)))
+    for column in _DROPPED:
+        if excess <= 0:
+            break
+        columns.remove(column)
+        excess -= widths[column] + len(_GAP)
+    out: list[Text] = []
+    for line in lines:
+        text = Text(no_wrap=True, overflow="ellipsis")
+        for i in columns:
+            cell = line[i].copy()
+            cell.overflow = "ellipsis"
+            if i != columns[0]:
+                text.append(_GAP)
+            if i == columns[-1] and not _RIGHT[i]:
+                cell.truncate(widths[i])
+            else:
+                cell.align("right" if _RIGHT[i] else "left", widths[i])
+            text.append_text(cell)
+        out.append(text)
+    return out
+
+
+def _header(rows: Sequence[_Row]) -> Text:
+    """"3 running · 1 waiting · 2 succeeded · 1 failed"."""
+    counts = Counter(
+        _OUTCOME_WORDS.get(r.outcome, r.outcome.lower()) if r.outcome is not None
+        else "running" if r.running else "waiting"
+        for r in rows
+    )
+    order = ["running", "waiting", *_OUTCOME_WORDS.values()]
+    words = sorted(counts, key=lambda w: order.index(w) if w in order else len(order))
+    text = Text()
+    for i, word in enumerate(words):
+        if i:
+            text.append(" · ", style="dim")
+        style = ("bold" if word == "running" else "green" if word == "succeeded"
+                 else "dim" if word in ("waiting", "not started") else "red")
+        text.append(f"{counts[word]} {word}", style=style)
+    if not words:
+        text.append("no jobs yet", style="dim")
+    return text
+
+
+def _progress(rows: Sequence[_Row]) -> Text:
+    done, total = sum(r.outcome is not None for r in rows), len(rows)
+    filled = round(_BAR_WIDTH * done / total) if total else 0
+    text = Text()
+    text.append("━" * filled, style="green")
+    text.append("─" * (_BAR_WIDTH - filled), style="dim")
+    text.append(f" {done}/{total} finished")
+    return text
+
+
+def _folded(rows: Sequence[_Row]) -> Text:
+    """"… and 940 more: 900 InProgress, 40 waiting"."""
+    counts = Counter(r.label for r in rows)
+    parts = [f"{n} {label}" for label, n in counts.most_common()]
+    return Text(f"… and {len(rows)} more: " + ", ".join(parts), style="dim")
+
+
+class _LiveView:
+    """What ``Live`` draws. Rendering a table costs milliseconds and log lines
+    are printed many times a second (each print redraws the live region), so
+    the rendered lines are reused for ``interval`` seconds."""
+
+    def __init__(self, board: _Board, interval: float) -> None:
+        self._board = board
+        self._interval = interval
+        self._lock = threading.Lock()
+        self._cached: list[Segment] = []
+        self._key: tuple[int, int] | None = None
+        self._at = 0.0
+
+    def invalidate(self) -> None:
+        """Draw afresh next time (a job's status changed: show it with its line)."""
+        with self._lock:
+            self._key = None
+
+    def __rich_console__(self, console: RichConsole, options: ConsoleOptions) -> RenderResult:
+        key = (options.max_width, options.size.height)
+        with self._lock:
+            now = time.monotonic()
+            if key != self._key or now - self._at >= self._interval or self._interval <= 0:
+                view = self._board.view(options.max_width, options.size.height)
+                self._cached = list(console.render(view, options.update(height=None)))
+                self._key, self._at = key, now
+            cached = self._cached
+        yield from cached
+
+
+# ------------------------------------------------------------------ rendering
+
+
+def _summary(jobs: Sequence[Mapping[str, Any]]) -> Group:
+    """The summary of ``JobResult.to_dict()`` records (already redacted): a
+    table, the outputs one per line, and how many jobs succeeded."""
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
+                  header_style="bold", expand=False)
+    for name in ("JOB", "KIND", "OUTCOME"):
+        table.add_column(name, no_wrap=True)
+    for name in ("DURATION", "BILLABLE"):
+        table.add_column(name, no_wrap=True, justify="right")
+    table.add_column("REASON", overflow="fold")
+    outputs: list[Text] = []
+    for job in jobs:
+        details = job.get("details") or {}
+        billable = details.get("billable_seconds")
+        outcome = str(job.get("outcome", ""))
+        table.add_row(
+            str(job.get("job", "")), str(job.get("kind", "")),
+            Text(outcome, style=_outcome_style(outcome)),
+            _duration_text(job.get("duration_seconds")),
+            "-" if billable is None else f"{billable}s",
+            str(job.get("failure_reason") or ""),
+        )
+        for name, value in (job.get("outputs") or {}).items():
+            outputs.append(Text.assemble((f"{job.get('job', '')}.{name}", "bold"), ": ",
+                                         _value_text(value)))
+    ok = sum(job.get("outcome") == "Succeeded" for job in jobs)
+    parts: list[RenderableType] = [Text(), Text("Summary", style="bold"), table, Text()]
+    if outputs:
+        parts += [*outputs, Text()]
+    parts.append(Text(f"{ok}/{len(jobs)} jobs succeeded",
+                      style="green" if ok == len(jobs) else "red"))
+    return Group(*parts)
+
+
+def _message_text(message: str) -> Text:
+    message = message.rstrip("\r\n")
+    return Text.from_ansi(message) if "\x1b" in message else Text(message)
 
 
 class HumanRenderer:
-    """Renders one event per line: time, job (coloured per job), a mark, the text."""
+    """Renders one event as one rich ``Text`` line: time, job (coloured per
+    job), a mark, the text; the ``summary`` event as the summary table. The
+    last processor of the console chain: it hands the renderable to
+    :class:`_BufferedLogger` as the logger's positional argument."""
 
-    def __init__(self, colour: bool) -> None:
-        self.colour = colour
-        self._job_colours: dict[str, str] = {}
-        self._width = 12
+    def __init__(self, board: _Board) -> None:
+        self._board = board
+        self.width = 12
 
-    def _paint(self, code: str, text: str) -> str:
-        return f"{code}{text}{_RESET}" if self.colour else text
+    def __call__(
+        self, logger: Any, method: str, ev: MutableMapping[str, Any]
+    ) -> tuple[tuple[RenderableType], dict[str, Any]]:
+        return (self.render(ev),), {}
 
-    def __call__(self, logger: Any, method: str, ev: MutableMapping[str, Any]) -> str:
+    def render(self, ev: MutableMapping[str, Any]) -> RenderableType:
         kind = str(ev.pop("event", ""))
+        if kind == "summary":
+            return _summary(ev.get("jobs") or [])
         job = str(ev.pop("job", ""))
         stamp = time.strftime("%H:%M:%S", time.localtime(float(ev.pop("time", time.time()))))
-        self._width = max(self._width, len(job))
-        colour = self._job_colours.setdefault(
-            job, _COLOURS[len(self._job_colours) % len(_COLOURS)]
-        )
-        head = f"{self._paint(_DIM, stamp)} {self._paint(colour, job.ljust(self._width))}"
+        self.width = max(self.width, len(job))
+        line = Text.assemble((stamp, "dim"), " ", (job.ljust(self.width), self._board.style(job)))
         mark = _MARKS.get(kind, "·")
         if kind == "notice" and ev.get("level") == "info":
             mark = "·"
+        line.append(f" {mark} ")
         if kind == "log":
-            return f"{head} {mark} {self._paint(_DIM, str(ev.get('instance', '')))} " \
-                   f"{ev.get('message', '')}"
+            line.append(str(ev.get("instance", "")), style="dim")
+            line.append(" ")
+            line.append_text(_message_text(str(ev.get("message", ""))))
+            return line
         text = str(ev.pop("text", ""))
+        style = ""
         if kind == "finished":
-            ok = ev.get("outcome") == "Succeeded"
-            text = self._paint(_GREEN if ok else _RED, text)
+            style = "green" if ev.get("outcome") == "Succeeded" else "red"
         elif kind == "notice" and ev.get("level") in ("warning", "error"):
-            text = self._paint(_RED, text)
-        return f"{head} {mark} {text}"
+            style = "red"
+        line.append(text, style=style)
+        return line
 
 
 class _BufferedLogger:
-    """Writes rendered events without flushing; :meth:`flush` writes them out.
-    Log lines are flushed once per read round, everything else at once."""
+    """Holds rendered events; :meth:`flush` writes them out. Log lines are
+    flushed once per read round, everything else at once."""
 
-    def __init__(self, stream: TextIO) -> None:
-        self._stream = stream
-        self._pending: list[str] = []
+    def __init__(self, write: Callable[[list[Any]], None]) -> None:
+        self._write = write
+        self._pending: list[Any] = []
 
-    def msg(self, message: str) -> None:
+    def msg(self, message: Any) -> None:
         # held here, not in the stream's own buffer, which would write a large
         # round out in pieces before its positions are saved
-        self._pending.append(message + "\n")
+        self._pending.append(message)
 
     info = msg
 
     def flush(self) -> None:
-        if self._pending:
-            text, self._pending = "".join(self._pending), []
-            self._stream.write(text)
-        self._stream.flush()
+        pending, self._pending = self._pending, []
+        self._write(pending)
 
 
 class Console:
-    """A bus sink that renders every event."""
+    """A bus sink that renders every event.
 
-    def __init__(self, stream: TextIO | None = None, *, fmt: str | None = None) -> None:
+    ``fmt`` is "json" or "console" (default: console on a TTY, JSON otherwise).
+    With "console" on a terminal a live status table is drawn under the
+    scrolling lines from the first event (or :meth:`plan`) until :meth:`close`
+    (or :meth:`summary`). The keyword arguments after ``fmt`` are for tests and
+    embedding: ``live``/``colour`` force the live table and colours on or off,
+    ``width``/``height`` fix the terminal's size, ``clock`` gives elapsed
+    times, ``refresh_per_second=None`` redraws the live table only when
+    something is written (no refresh thread).
+    """
+
+    def __init__(
+        self,
+        stream: TextIO | None = None,
+        *,
+        fmt: str | None = None,
+        live: bool | None = None,
+        colour: bool | None = None,
+        width: int | None = None,
+        height: int | None = None,
+        clock: Callable[[], float] | None = None,
+        refresh_per_second: float | None = 4.0,
+    ) -> None:
         self.stream: TextIO = stream or sys.stdout
+        tty = _isatty(self.stream)
         if fmt is None:
-            fmt = "console" if self.stream.isatty() else "json"
-        renderer: Any
-        if fmt == "json":
-            renderer = structlog.processors.JSONRenderer(sort_keys=False, default=str)
-        else:
-            renderer = HumanRenderer(colour=self.stream.isatty())
+            fmt = "console" if tty else "json"
         self.fmt = fmt
-        self._out = _BufferedLogger(self.stream)
-        self.log = structlog.wrap_logger(self._out, processors=[redact_processor, renderer])
+        self._clock = clock or _now
+        self._board = _Board(self._clock)
+        self._closed = False
+        self._live: Live | None = None
+        self._live_wanted = fmt != "json" and (tty if live is None else live)
+        terminal = tty or self._live_wanted
+        self.rich = RichConsole(
+            file=self.stream, force_terminal=terminal, force_interactive=terminal,
+            color_system=("auto" if (tty if colour is None else colour) else None),
+            width=width if width is not None or terminal else _PLAIN_WIDTH, height=height,
+            highlight=False, markup=False, emoji=False, legacy_windows=False,
+            soft_wrap=True,
+        )
+        self._refresh = refresh_per_second
+        self._view = _LiveView(self._board, 1 / refresh_per_second if refresh_per_second else 0)
+        processors: list[Any] = [redact_processor]
+        if fmt == "json":
+            processors.append(structlog.processors.JSONRenderer(sort_keys=False, default=str))
+            self._out = _BufferedLogger(self._write_json)
+        else:
+            self.renderer = HumanRenderer(self._board)
+            processors += [self._board.track, self.renderer]
+            self._out = _BufferedLogger(self._write_rich)
+        self.log = structlog.wrap_logger(self._out, processors=processors)
+
+    # -------------------------------------------------------------- the API
+
+    def plan(self, jobs: Mapping[str, str]) -> None:
+        """The jobs of the run (key → kind), before it starts: the live table
+        shows the ones still waiting for their dependencies."""
+        self._board.plan(jobs)
+        if jobs and self.fmt != "json":
+            longest = max(len(job) for job in jobs)
+            self.renderer.width = max(self.renderer.width, min(longest, _JOB_COLUMN_MAX))
+        self._start_live()
 
     def flush(self) -> None:
+        """Write every event received so far; when it returns they are out."""
         self._out.flush()
 
     def __call__(self, event: Event) -> None:
+        self._start_live()
         log = self.log
         if isinstance(event, LogLine):
             log.info("log", job=event.job, time=event.time, instance=event.instance,
@@ -169,15 +581,97 @@ class Console:
             r = event.result
             log.info("finished", job=event.job, time=event.time, outcome=r.outcome.value,
                      text=describe_result(r), result=r.to_dict())
+        self._view.invalidate()
         self.flush()
 
-    def summary(self, results: Mapping[str, JobResult]) -> None:
-        if self.fmt == "json":
-            self.log.info("summary", jobs=[r.to_dict() for r in results.values()],
-                          ok=all(r.ok for r in results.values()), time=time.time(), job="")
-            self.flush()
+    def status_view(self) -> RenderableType:
+        """The live table as it stands (what a terminal shows under the lines)."""
+        return self._board.view(self.rich.size.width, self.rich.size.height)
+
+    def close(self) -> None:
+        """Write what is held and take the live table away; idempotent."""
+        if self._closed:
             return
-        print(summary_table(results), file=self.stream, flush=True)
+        self._closed = True
+        self.flush()
+        live, self._live = self._live, None
+        if live is not None:
+            atexit.unregister(self.close)
+            live.stop()
+
+    def summary(self, results: Mapping[str, JobResult]) -> None:
+        """The end of the run: the live table goes, the summary is written."""
+        self.close()
+        self.log.info("summary", jobs=[r.to_dict() for r in results.values()],
+                      ok=all(r.ok for r in results.values()), time=self._clock(), job="")
+        self.flush()
+
+    # -------------------------------------------------------------- writing
+
+    def _start_live(self) -> None:
+        if self._live is not None or self._closed or not self._live_wanted:
+            return
+        redirect = _isatty(self.stream)
+        self._live = Live(
+            self._view, console=self.rich, transient=True,
+            auto_refresh=self._refresh is not None, refresh_per_second=self._refresh or 4.0,
+            redirect_stdout=redirect and self.stream is sys.stdout,
+            redirect_stderr=redirect and _isatty(sys.stderr),
+        )
+        atexit.register(self.close)  # a crashed run still gets its cursor back
+        self._live.start(refresh=True)
+
+    def _write_json(self, lines: list[Any]) -> None:
+        if lines:
+            self.stream.write("".join(f"{line}\n" for line in lines))
+        self.stream.flush()
+
+    def _write_rich(self, renderables: list[Any]) -> None:
+        if renderables and self.rich.is_terminal:
+            # one print: the live region is redrawn once per round, not per line
+            self.rich.print(Group(*_joined(renderables)))
+        elif renderables:  # a file: the lines as they are, without styles or padding
+            self.stream.write("".join(_plain(self.rich, r) for r in renderables))
+        self.stream.flush()
+
+
+def _joined(renderables: Iterable[RenderableType]) -> list[RenderableType]:
+    """Runs of lines as one ``Text`` each: rich renders one text of a hundred
+    lines much faster than a hundred texts."""
+    out: list[RenderableType] = []
+    run: list[Text] = []
+    for item in renderables:
+        if isinstance(item, Text):
+            run.append(item)
+            continue
+        if run:
+            out.append(Text("\n").join(run))
+            run = []
+        out.append(item)
+    if run:
+        out.append(Text("\n").join(run))
+    return out
+
+
+def _plain(console: RichConsole, renderable: RenderableType) -> str:
+    """What ``renderable`` looks like in a file: a line (or lines) of text."""
+    if isinstance(renderable, Text):
+        return renderable.plain + "\n"
+    with console.capture() as captured:
+        console.print(renderable)
+    return "".join(line.rstrip() + "\n" for line in captured.get().splitlines())
+
+
+def _now() -> float:
+    return time.time()
+
+
+def _isatty(stream: Any) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    try:
+        return bool(isatty()) if callable(isatty) else False
+    except ValueError:  # a closed stream
+        return False
 
 
 def describe_result(r: JobResult) -> str:
@@ -192,18 +686,8 @@ def describe_result(r: JobResult) -> str:
 
 
 def summary_table(results: Mapping[str, JobResult]) -> str:
-    rows = [("JOB", "KIND", "OUTCOME", "DURATION", "BILLABLE", "DETAIL")]
-    for r in results.values():
-        duration = f"{r.duration_seconds:.1f}s" if r.duration_seconds is not None else "-"
-        billable = (f"{r.details['billable_seconds']}s" if "billable_seconds" in r.details
-                    else "-")
-        detail = r.failure_reason or json.dumps(r.outputs, default=str)
-        rows.append((r.key, r.kind, r.outcome.value, duration, billable, detail))
-    widths = [max(len(row[i]) for row in rows) for i in range(5)]
-    lines = ["", "Summary"]
-    for row in rows:
-        lines.append("  ".join(c.ljust(w) for c, w in zip(row[:5], widths, strict=True))
-                     + "  " + row[5])
-    ok = sum(r.ok for r in results.values())
-    lines.append(f"{ok}/{len(results)} jobs succeeded")
-    return "\n".join(lines)
+    """The console summary as plain text (redacted, no colours, not wrapped)."""
+    jobs = redact([r.to_dict() for r in results.values()])
+    plain = RichConsole(width=_PLAIN_WIDTH, color_system=None, force_terminal=False,
+                        highlight=False, markup=False, emoji=False, soft_wrap=True)
+    return _plain(plain, _summary(jobs)).rstrip("\n")
