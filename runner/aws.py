@@ -40,6 +40,7 @@ from botocore.exceptions import (
     ConnectTimeoutError,
     InvalidRegionError,
     NoRegionError,
+    ParamValidationError,
     ProfileNotFound,
     ReadTimeoutError,
     SSLError,
@@ -526,12 +527,22 @@ def _environment_problem(
             f"the AWS credentials can't be loaded: {error}",
             "check the credential settings (profile, credential_process, web identity)",
         )
+    if what is ErrorClass.DENIED and "sts:AssumeRole" in describe(error):
+        return EnvironmentProblem(
+            f"the role to assume can't be assumed ({describe(error)})",
+            "check --assume-role, the caller's sts:AssumeRole permission and the role's "
+            "trust policy",
+        )
     if what is ErrorClass.DENIED:
         return EnvironmentProblem(
             f"access denied to sts:GetCallerIdentity ({describe(error)})",
             "GetCallerIdentity needs no IAM permission: a VPC endpoint policy or an "
             "organization policy denies it; allow it there (or check --assume-role)",
         )
+    if isinstance(error, ParamValidationError):  # e.g. an --assume-role that is not an ARN
+        text = " ".join(str(error).split())
+        return EnvironmentProblem(f"the AWS configuration is invalid: {text}",
+                                  "check --assume-role (arn:aws:iam::ACCOUNT:role/NAME)")
     if isinstance(error, CONNECTION_ERRORS):
         return _unreachable("sts", url or "its endpoint", error)
     if isinstance(error, BotoCoreError) and what is not ErrorClass.INVALID:

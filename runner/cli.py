@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import signal
 import sys
@@ -161,8 +162,10 @@ def _load(args: argparse.Namespace) -> Manifest:
 async def until_signal(work: Callable[[], Awaitable[object]]) -> int | None:
     """Run ``work``; SIGINT or SIGTERM cancels it (its cleanup stops the jobs).
 
-    Returns the exit code for the signal caught, or None when ``work`` ended by itself."""
+    Returns the exit code for the signal caught, or None when ``work`` ended by
+    itself; an exception of ``work`` is raised as it is (not in a group)."""
     caught: list[int] = []
+    failed: list[Exception] = []
     async with anyio.create_task_group() as tg:
 
         async def watch_signals() -> None:
@@ -173,11 +176,16 @@ async def until_signal(work: Callable[[], Awaitable[object]]) -> int | None:
                     return
 
         async def run_work() -> None:
-            await work()
+            try:
+                await work()
+            except Exception as error:  # raised as itself below, not inside a group
+                failed.append(error)
             tg.cancel_scope.cancel()
 
         tg.start_soon(watch_signals)
         tg.start_soon(run_work)
+    if failed:
+        raise failed[0]
     return caught[0] if caught else None
 
 
@@ -286,6 +294,8 @@ async def component_command(args: argparse.Namespace, settings: Settings | None 
         console.summary(outcome.results)
     elif outcome.result is not None:
         console.summary({component.key: outcome.result})
+    if outcome.problem is not None:
+        return _environment_error(f"smrun {component.name}", outcome.problem)
     if outcome.error and outcome.exit_code == EXIT_BAD_INPUT:
         print(f"smrun {component.name}: invalid arguments\n{outcome.error}", file=sys.stderr)
     return outcome.exit_code
@@ -304,6 +314,9 @@ async def main_async(argv: Sequence[str] | None = None, *, settings: Settings | 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # libraries' log records (aiobotocore logs a failed credential refresh with its
+    # traceback) are not for the person at the terminal: what matters reaches the console
+    logging.getLogger().addHandler(logging.NullHandler())
     try:
         return _dispatch(args)
     except BaseException as error:  # one message, never a traceback or a group

@@ -12,6 +12,7 @@ Error handling: nothing here raises; every function takes any exception.
 from __future__ import annotations
 
 import enum
+import sys
 
 import aiohttp
 from botocore.exceptions import (
@@ -31,6 +32,9 @@ from botocore.exceptions import (
     TokenRetrievalError,
     UnauthorizedSSOTokenError,
 )
+
+if sys.version_info < (3, 11):
+    from exceptiongroup import BaseExceptionGroup
 
 
 class ErrorClass(enum.Enum):
@@ -165,9 +169,18 @@ def classify(error: BaseException) -> ErrorClass:
     return ErrorClass.INVALID
 
 
+def leaves(error: BaseException) -> list[BaseException]:
+    """The errors inside a (nested) exception group, or ``[error]``."""
+    if isinstance(error, BaseExceptionGroup):
+        return [leaf for inner in error.exceptions for leaf in leaves(inner)]
+    return [error]
+
+
 def is_aws_error(error: BaseException) -> bool:
-    """An answer from AWS or a failure to reach it, as opposed to a bug of ours."""
-    return isinstance(error, (ClientError, BotoCoreError, *CONNECTION_ERRORS))
+    """An answer from AWS or a failure to reach it, as opposed to a bug of ours
+    (a task group's errors count when every one of them is)."""
+    return all(isinstance(leaf, (ClientError, BotoCoreError, *CONNECTION_ERRORS))
+               for leaf in leaves(error))
 
 
 def is_retryable(error: BaseException) -> bool:
@@ -212,6 +225,7 @@ def is_missing_model(error: BaseException) -> bool:
 
 def describe(error: BaseException) -> str:
     """One line for a person: the code and AWS's message, or the exception's text."""
+    error = leaves(error)[0]
     code = error_code(error)
     if code:
         return f"{code}: {error_message(error)}"

@@ -207,7 +207,18 @@ class Job:
         drained = anyio.Event()
 
         async def follow() -> None:
-            await follower.run(terminal)
+            try:
+                await follower.run(terminal)
+            except Exception as error:
+                if not is_aws_error(error):
+                    raise
+                # the job's outcome does not depend on its logs: say so and go on
+                self.publish(Notice(
+                    self.key, "warning",
+                    f"cannot read the logs of {self.name} ({describe(error)}); "
+                    "following its status without them",
+                    time=self._clock(),
+                ))
             drained.set()
 
         async with anyio.create_task_group() as tg:

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runner.aws import AwsConfig
+from runner.aws import AwsConfig, EnvironmentProblem
 from runner.engine import Runner, new_run_id
 from runner.events import Event
 from runner.identity import resource_name
@@ -30,6 +31,7 @@ from runner.types import JobResult, Outcome
 from runner.v1 import ArgumentError, Component, Input, InputType
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+_ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+")
 
 
 def parse_tags(raw: Any) -> dict[str, str]:
@@ -69,6 +71,8 @@ class ComponentRun:
     outputs: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     results: dict[str, JobResult] = field(default_factory=dict)
+    # set when the environment (credentials, region, endpoints) can't reach AWS
+    problem: EnvironmentProblem | None = None
 
 
 def console_links(region: str, kind: Kind, name: str, console_path: str = "") -> dict[str, str]:
@@ -177,6 +181,9 @@ async def run_component(
     """
     try:
         args = component.parse(raw_args)
+        if args["assume_role"] and not _ROLE_ARN.fullmatch(str(args["assume_role"])):
+            raise ArgumentError("assume_role", f"{args['assume_role']!r} is not an IAM role "
+                                "ARN (arn:aws:iam::ACCOUNT:role/NAME)")
         manifest = component_manifest(
             component, args, kinds, kfp_run_id=kfp_run_id, kfp_task_id=kfp_task_id
         )
@@ -197,6 +204,8 @@ async def run_component(
     try:
         async with runner:
             await runner.run_manifest(manifest)
+    except EnvironmentProblem as problem:
+        return ComponentRun(EXIT_BAD_INPUT, error=str(problem), problem=problem)
     finally:
         results = {k: runner.results[k] for k in manifest.order() if k in runner.results}
         ran = {k: r for k, r in results.items() if r.outcome is not Outcome.NOT_STARTED}

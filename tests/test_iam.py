@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import importlib
 import json
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +15,10 @@ import pytest
 from botocore.session import get_session
 
 import handlers
-from handlers import KINDS
-from runner import cli
+from handlers import COMPONENTS, KINDS
+from runner import Runner, cli, load_manifest
 from runner.aws import AwsConfig
-from runner.component import discover_components
 from runner.emulator import Emulator
-from runner.engine import Runner
 from runner.events import StatusChanged
 from runner.iam import (
     BUCKET_PLACEHOLDER,
@@ -30,14 +29,16 @@ from runner.iam import (
     execution_policy,
     is_allowed,
     kind_operations,
+    logs_followed,
     pod_policy,
     policies,
     resolve_kinds,
     usage_of,
 )
-from runner.kind import Outcome
-from runner.manifest import Manifest, load_manifest
+from runner.manifest import Manifest
 from runner.settings import Settings
+from runner.types import Outcome
+from tests.helpers import emulator_config
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -79,17 +80,68 @@ def test_every_operation_a_kind_declares_exists_in_botocores_models() -> None:
     assert set(LOG_OPERATIONS) <= operations_of("logs")
 
 
-def literal_calls(path: Path) -> set[tuple[str, str]]:
-    """``(service, operation)`` of every ``*.call("service", "Operation", ...)`` in a file."""
+CALL_NAMES = ("call", "_call")
+
+
+def literal_calls_in(source: str) -> set[tuple[str, str]]:
+    """``(service, operation)`` of every ``call("service", "Operation", ...)`` in ``source``:
+    a method (``self._aws.call``, ``ctx.call``, ``self._call``) or a plain function
+    (a ``LogsCall`` passed in as ``call``), wherever its arguments are split over lines."""
     found: set[tuple[str, str]] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                and node.func.attr in ("call", "_call") and len(node.args) >= 2
-                and all(isinstance(a, ast.Constant) and isinstance(a.value, str)
-                        for a in node.args[:2])):
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.Call) or len(node.args) < 2:
+            continue
+        func = node.func
+        name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+        if name in CALL_NAMES and all(
+            isinstance(a, ast.Constant) and isinstance(a.value, str) for a in node.args[:2]
+        ):
             service, operation = (a.value for a in node.args[:2])  # type: ignore[attr-defined]
             found.add((service, operation))
     return found
+
+
+def literal_calls(path: Path) -> set[tuple[str, str]]:
+    return literal_calls_in(path.read_text())
+
+
+def code_modules() -> list[Path]:
+    """Every module of the runner (the emulator is not the runner) and of the handlers."""
+    paths = [*sorted((ROOT / "runner").glob("*.py")), *sorted((ROOT / "handlers").glob("*.py"))]
+    assert ROOT / "runner" / "logs.py" in paths and ROOT / "runner" / "job.py" in paths
+    return paths
+
+
+def calls_in_code(extra: str = "") -> dict[str, set[str]]:
+    """service -> the operations the code calls by name (``extra``: more source, as if
+    it were in a module)."""
+    calls: set[tuple[str, str]] = set()
+    for path in code_modules():
+        calls |= literal_calls(path)
+    if extra:
+        calls |= literal_calls_in(extra)
+    by_service: dict[str, set[str]] = {}
+    for service, operation in calls:
+        by_service.setdefault(service, set()).add(operation)
+    return by_service
+
+
+def engine_calls(extra: str = "") -> dict[str, set[str]]:
+    """What runner/ calls by name for every kind (the handlers' calls are per kind)."""
+    calls: set[tuple[str, str]] = set()
+    for path in code_modules():
+        if path.parent.name == "runner":
+            calls |= literal_calls(path)
+    calls |= literal_calls_in(extra) if extra else set()
+    by_service: dict[str, set[str]] = {}
+    for service, operation in calls:
+        by_service.setdefault(service, set()).add(operation)
+    return by_service
+
+
+def ungranted(policy: dict[str, Any], calls: dict[str, set[str]]) -> set[str]:
+    return {f"{service}:{op}" for service, ops in calls.items() for op in ops
+            if op not in pod_statement_actions(policy, service)}
 
 
 def test_every_call_a_handler_makes_is_declared_by_its_kinds() -> None:
@@ -108,12 +160,40 @@ def test_every_call_a_handler_makes_is_declared_by_its_kinds() -> None:
 
 
 def test_the_pod_policy_grants_exactly_the_operations_of_the_kinds() -> None:
+    # the logs operations are those the code calls, not the constant the policy is built from
+    logs_calls = calls_in_code()["logs"]
+    assert {"DescribeLogStreams", "GetLogEvents"} <= logs_calls  # the scan reads runner/logs.py
     for names in (["training"], ["tuning"], ["endpoint"], list(KINDS)):
         kinds = [KINDS[n] for n in names]
         policy = pod_policy(usage_of(kinds))
         expected = {op for k in kinds for op in kind_operations(k)} | set(TAG_OPERATIONS)
         assert pod_statement_actions(policy, "sagemaker") == expected
-        assert pod_statement_actions(policy, "logs") == set(LOG_OPERATIONS)
+        assert pod_statement_actions(policy, "logs") == logs_calls
+
+
+def test_the_pod_policy_grants_every_call_the_engine_makes_for_any_kind() -> None:
+    engine = engine_calls()
+    assert set(engine) == {"sagemaker", "logs"}, engine
+    assert "ListTags" in engine["sagemaker"]  # runner/job.py, when it attaches
+    for kind in KINDS.values():
+        policy = pod_policy(usage_of([kind]))
+        calls = dict(engine) if logs_followed(kind) else {"sagemaker": engine["sagemaker"]}
+        assert ungranted(policy, calls) == set(), kind.name
+
+
+def test_a_new_call_in_the_log_follower_would_be_caught() -> None:
+    """What the two tests above see if runner/logs.py starts calling another operation."""
+    more = textwrap.dedent("""
+        async def filter(self, group):
+            return await self._call(
+                "logs",
+                "FilterLogEvents",
+                logGroupName=group,
+            )
+    """)
+    policy = pod_policy(usage_of(list(KINDS.values())))
+    assert ungranted(policy, engine_calls(more)) == {"logs:FilterLogEvents"}
+    assert calls_in_code(more)["logs"] != pod_statement_actions(policy, "logs")
 
 
 def test_the_pod_policy_scopes_resources_to_the_kinds_used() -> None:
@@ -125,7 +205,7 @@ def test_the_pod_policy_scopes_resources_to_the_kinds_used() -> None:
     assert not is_allowed(policy, "sagemaker:CreateTrainingJob", "*")
     assert not is_allowed(policy, "sagemaker:CreateEndpoint", endpoint)
     assert not is_allowed(policy, "sagemaker:ListTags", endpoint)
-    assert is_allowed(policy, "sagemaker:ListTrainingJobs", "*")
+    assert not is_allowed(policy, "sagemaker:ListTrainingJobs", "*")  # the runner lists nothing
     group = ARN.format(service="logs", rest="log-group:/aws/sagemaker/TrainingJobs")
     assert is_allowed(policy, "logs:GetLogEvents", f"{group}:log-stream:train-1/algo-1-1")
     assert not is_allowed(policy, "logs:GetLogEvents", ARN.format(service="logs",
@@ -185,7 +265,7 @@ jobs:
 
 def test_a_manifests_buckets_images_keys_and_role_appear() -> None:
     manifest = load_manifest(MANIFEST)
-    usage = usage_of([], manifest)
+    usage = usage_of([], manifest, known=KINDS)
     assert [k.name for k in usage.kinds] == ["model", "training"]
     assert usage.buckets == ("model-artifacts", "raw-data")
     execution = execution_policy(usage)
@@ -217,7 +297,7 @@ def test_without_a_manifest_the_execution_role_has_placeholders_and_nothing_opti
 
 
 def test_the_three_identities_and_the_trust_policy() -> None:
-    doc = policies(usage_of([], load_manifest(EXAMPLES / "ground-truth.yaml")))
+    doc = policies(usage_of([], load_manifest(EXAMPLES / "ground-truth.yaml"), known=KINDS))
     assert set(doc) == {"setup", "pod", "execution"}
     trust = doc["execution"]["trust_policy"]["Statement"][0]
     assert trust["Principal"] == {"Service": "sagemaker.amazonaws.com"}
@@ -236,11 +316,12 @@ def test_the_three_identities_and_the_trust_policy() -> None:
 
 
 def test_component_names_stand_for_every_kind_their_jobs_make() -> None:
-    assert {k.name for k in resolve_kinds(["deploy"])} == {"endpoint", "endpoint_config"}
-    for name, component in discover_components().items():
-        assert component.kind in {k.name for k in resolve_kinds([name])}
+    deploy = resolve_kinds(["deploy"], KINDS, COMPONENTS)
+    assert {k.name for k in deploy} == {"endpoint", "endpoint_config"}
+    for name, component in COMPONENTS.items():
+        assert component.kind in {k.name for k in resolve_kinds([name], KINDS, COMPONENTS)}
     with pytest.raises(ValueError, match="unknown kind 'nonsense'"):
-        resolve_kinds(["training", "nonsense"])
+        resolve_kinds(["training", "nonsense"], KINDS, COMPONENTS)
 
 
 def test_cli_prints_json_and_rejects_unknown_kinds(capsys: pytest.CaptureFixture[str]) -> None:
@@ -277,9 +358,16 @@ def resources_of(service: str, operation: str, params: dict[str, Any]) -> list[s
     return found or ["*"]
 
 
+# calls AWS lets every identity make, whatever its policies say: the pre-flight's
+# "who am I" ("No permissions are required to perform this operation", STS API reference)
+NEEDS_NO_PERMISSION = {("sts", "GetCallerIdentity")}
+
+
 def uncovered(policy: dict[str, Any], requests: list[tuple[str, str, dict[str, Any]]]) -> list[str]:
     problems = []
     for service, operation, params in requests:
+        if (service, operation) in NEEDS_NO_PERMISSION:
+            continue
         for resource in resources_of(service, operation, params):
             if not is_allowed(policy, f"{service}:{operation}", resource):
                 problems.append(f"{service}:{operation} on {resource}")
@@ -287,8 +375,7 @@ def uncovered(policy: dict[str, Any], requests: list[tuple[str, str, dict[str, A
 
 
 def local_config(emulator: Emulator) -> AwsConfig:
-    return AwsConfig(region="us-east-1", endpoint_url=emulator.url,
-                     logs_endpoint_url=emulator.url, static_credentials=("testing", "testing"))
+    return emulator_config(emulator)
 
 
 async def run(
@@ -360,14 +447,15 @@ async def test_the_pod_policy_of_a_manifest_covers_every_call_its_run_makes() ->
         outcomes, calls = runs[name]
         for outcome in outcomes:
             assert set(outcome.values()) == {Outcome.SUCCEEDED}, (name, outcome)
-        policy = pod_policy(usage_of([], manifests[name]))
+        policy = pod_policy(usage_of([], manifests[name], known=KINDS))
         assert uncovered(policy, calls) == [], name
         called |= {op for _, op, _ in calls}
     assert stopped == [Outcome.STOPPED_BY_US] * 2
     stop_policy = pod_policy(usage_of([KINDS["training"], KINDS["processing"]]))
     assert uncovered(stop_policy, runs["stops"][1]) == []
     called |= {op for _, op, _ in runs["stops"][1]}
-    # the runs exercised the hooks' extra calls, attaching, stopping and the logs
+    # the runs exercised the pre-flight, the hooks' extra calls, attaching, stopping and the logs
+    assert ("sts", "GetCallerIdentity") in {(s, op) for s, op, _ in runs[names[0]][1]}
     assert {
         "ListTrainingJobsForHyperParameterTuningJob", "DescribeTrainingJob", "UpdateEndpoint",
         "DeleteEndpointConfig", "DescribeEndpointConfig", "ListTags", "StopTrainingJob",
