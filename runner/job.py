@@ -186,6 +186,9 @@ class Job:
         self._finish(result)
         return result
 
+    def _warn(self, message: str) -> None:
+        self.publish(Notice(self.key, "warning", message, time=self._clock()))
+
     def _finish(self, result: JobResult) -> None:
         if self._done.is_set():
             return
@@ -213,12 +216,8 @@ class Job:
                 if not is_aws_error(error):
                     raise
                 # the job's outcome does not depend on its logs: say so and go on
-                self.publish(Notice(
-                    self.key, "warning",
-                    f"cannot read the logs of {self.name} ({describe(error)}); "
-                    "following its status without them",
-                    time=self._clock(),
-                ))
+                self._warn(f"cannot read the logs of {self.name} ({describe(error)}); "
+                           "following its status without them")
             drained.set()
 
         async with anyio.create_task_group() as tg:
@@ -441,8 +440,7 @@ class Job:
                     if not is_aws_error(error):
                         raise
                     last_error = describe(error)
-                    self.publish(Notice(self.key, "warning", f"describe failed: {last_error}",
-                                        time=self._clock()))
+                    self._warn(f"describe failed: {last_error}")
             attempt += 1
             await anyio.sleep(min(remaining, self._settings.poll_min * min(attempt, 10)))
 
@@ -542,12 +540,8 @@ class Job:
             except Exception as error:
                 if not is_aws_error(error):
                     raise
-                self.publish(Notice(
-                    self.key, "warning",
-                    f"cannot tell which log streams to drain ({describe(error)}); "
-                    f"draining the {len(sources)} source(s) known so far",
-                    time=self._clock(),
-                ))
+                self._warn(f"cannot tell which log streams to drain ({describe(error)}); "
+                           f"draining the {len(sources)} source(s) known so far")
         follower = self._follower(sources)
         done = anyio.Event()
         done.set()

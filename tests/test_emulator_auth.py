@@ -17,6 +17,7 @@ from aiobotocore.session import AioSession
 from botocore.exceptions import ClientError
 
 from runner.emulator import Emulator, FaultConfig, KeyRefusal
+from tests.test_emulator_protocol import training_request
 
 ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
 STS_NS = "{https://sts.amazonaws.com/doc/2011-06-15/}"
@@ -78,17 +79,6 @@ async def error_of(call: Awaitable[Any]) -> tuple[str, str, int]:
         response["Error"]["Message"],
         response["ResponseMetadata"]["HTTPStatusCode"],
     )
-
-
-def training_request(name: str) -> dict[str, Any]:
-    return {
-        "TrainingJobName": name,
-        "RoleArn": ROLE,
-        "AlgorithmSpecification": {"TrainingImage": "img:latest", "TrainingInputMode": "File"},
-        "OutputDataConfig": {"S3OutputPath": "s3://bucket/out"},
-        "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 10},
-        "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
-    }
 
 
 async def post_form(
