@@ -48,7 +48,7 @@ from botocore.exceptions import (
     UnauthorizedSSOTokenError,
 )
 
-from runner.budget import Budgets
+from runner.budget import Budgets, Priority
 from runner.errors import (
     CONNECTION_ERRORS,
     ErrorClass,
@@ -366,8 +366,11 @@ class Aws:
 
     # --- calls ------------------------------------------------------------
 
-    async def call(self, service: str, operation: str, **params: Any) -> dict[str, Any]:
-        """Call ``operation`` (botocore name, e.g. "DescribeTrainingJob").
+    async def call(
+        self, service: str, operation: str, *, priority: Priority = Priority.LIVE, **params: Any
+    ) -> dict[str, Any]:
+        """Call ``operation`` (botocore name, e.g. "DescribeTrainingJob"); its
+        budget token is served by ``priority`` (:class:`runner.budget.Priority`).
 
         Error handling: throttling, 5xx and dropped connections are retried
         with jittered backoff until the call succeeds or the caller is
@@ -377,7 +380,7 @@ class Aws:
         attempt = 0
         cfg = self.config
         while True:
-            await self.budgets.acquire(service, operation)
+            await self.budgets.acquire(service, operation, priority)
             self.stats.calls[operation] += 1
             try:
                 result: dict[str, Any] = await method(**params)

@@ -14,6 +14,7 @@ adds the clock, the sleep and the queue.
 
 from __future__ import annotations
 
+import enum
 import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -56,6 +57,15 @@ _SAGEMAKER_PREFIXES: tuple[tuple[str, str], ...] = (
     ("Delete", "create"),
     ("Stop", "create"),
 )
+
+
+class Priority(enum.IntEnum):
+    """Who is served first when callers wait for the same family's tokens
+    (lower first): work that ends jobs, then live reading, then rediscovery."""
+
+    FINISH = 0  # terminal describes, final log drains, stops
+    LIVE = 1  # status polls, live log reads
+    DISCOVER = 2  # finding new log streams, reconciling polls
 
 
 def family_of(service: str, operation: str) -> str:
@@ -160,7 +170,9 @@ class Budgets:
             self._buckets[family] = bucket
         return bucket
 
-    async def acquire(self, service: str, operation: str) -> None:
+    async def acquire(
+        self, service: str, operation: str, priority: Priority = Priority.LIVE
+    ) -> None:
         """Wait for a token of the operation's family (FIFO among waiters)."""
         bucket = self._bucket(family_of(service, operation))
         if math.isinf(bucket.max_rate):
