@@ -318,6 +318,9 @@ def details(d: Description) -> dict[str, Any]:
 
 KIND = Kind(
     name="endpoint",
+    list_operation="ListEndpoints",
+    summaries_field="Endpoints",
+    event_type="SageMaker Endpoint State Change",
     create="CreateEndpoint",
     describe="DescribeEndpoint",
     name_field="EndpointName",

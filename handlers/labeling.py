@@ -59,6 +59,9 @@ def details(d: Description) -> dict[str, Any]:
 
 KIND = Kind(
     name="labeling",
+    list_operation="ListLabelingJobs",
+    summaries_field="LabelingJobSummaryList",
+    event_type="SageMaker Ground Truth Labeling Job State Change",
     create="CreateLabelingJob",
     describe="DescribeLabelingJob",
     stop="StopLabelingJob",

@@ -65,6 +65,9 @@ async def enrich(ctx: JobContext, d: Description) -> Description:
 
 KIND = Kind(
     name="processing",
+    list_operation="ListProcessingJobs",
+    summaries_field="ProcessingJobSummaries",
+    event_type="SageMaker Processing Job State Change",
     create="CreateProcessingJob",
     describe="DescribeProcessingJob",
     stop="StopProcessingJob",

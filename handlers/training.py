@@ -55,6 +55,9 @@ def details(d: Description) -> dict[str, Any]:
 
 KIND = Kind(
     name="training",
+    list_operation="ListTrainingJobs",
+    summaries_field="TrainingJobSummaries",
+    event_type="SageMaker Training Job State Change",
     create="CreateTrainingJob",
     describe="DescribeTrainingJob",
     stop="StopTrainingJob",

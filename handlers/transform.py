@@ -50,6 +50,9 @@ async def create(ctx: JobContext, request: Request) -> None:
 
 KIND = Kind(
     name="transform",
+    list_operation="ListTransformJobs",
+    summaries_field="TransformJobSummaries",
+    event_type="SageMaker Transform Job State Change",
     create="CreateTransformJob",
     describe="DescribeTransformJob",
     stop="StopTransformJob",

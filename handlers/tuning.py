@@ -174,6 +174,9 @@ async def log_sources(ctx: JobContext, d: Description) -> list[LogSource]:
 
 KIND = Kind(
     name="tuning",
+    list_operation="ListHyperParameterTuningJobs",
+    summaries_field="HyperParameterTuningJobSummaries",
+    event_type="SageMaker HyperParameter Tuning Job State Change",
     role_field="TrainingJobDefinition.RoleArn",
     create="CreateHyperParameterTuningJob",
     describe="DescribeHyperParameterTuningJob",

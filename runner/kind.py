@@ -75,6 +75,12 @@ class Kind:
     # the request member that a manifest's `defaults.role` fills (when the shape has
     # it); a dotted path reaches into a nested structure
     role_field: str = "RoleArn"
+    # the List* operation whose summaries report this kind's status (None: watched
+    # by describing each resource), and the response member that holds them
+    list_operation: str | None = None
+    summaries_field: str = ""
+    # the EventBridge detail-type of this kind's state changes (None: it sends none)
+    event_type: str | None = None
     # the CloudWatch group whose streams `{name}/...` belong to this job
     log_group: str | None = None
     # whether the streams end when the resource is terminal (jobs: drain to the last
