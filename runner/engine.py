@@ -33,6 +33,7 @@ from runner.kind import Kind
 from runner.manifest import Manifest
 from runner.settings import Settings
 from runner.types import JobResult, Outcome, Request
+from runner.watch.status import StatusWatch, Strategy
 
 LOCAL_CREDENTIALS = ("smrun-local", "smrun-local-secret")
 LOCAL_REGION = "us-east-1"
@@ -62,6 +63,7 @@ class Runner:
         journal: Journal | None = None,
         session: AioSession | None = None,
         preflight: bool = True,
+        watch: Strategy | str = Strategy.AUTO,
     ) -> None:
         self.run_id = run_id or new_run_id()
         self.local = local
@@ -83,6 +85,8 @@ class Runner:
         self.identity: Identity | None = None  # who and where, once entered
         self._session = session
         self._preflight = preflight
+        self.strategy = Strategy(watch)
+        self.watch: StatusWatch | None = None
         self._stack = AsyncExitStack()
         self._tg: TaskGroup | None = None
         self.aws: Aws | None = None
@@ -107,6 +111,11 @@ class Runner:
             if self._preflight:
                 self.identity = await self.aws.identify()
                 self._notify("info", self.identity.describe())
+            aws = self.aws
+            self.watch = await self._stack.enter_async_context(StatusWatch(
+                self.kinds, call=aws.call, settings=self.settings, strategy=self.strategy,
+                warn=self._warn,
+            ))
             self._tg = await self._stack.enter_async_context(anyio.create_task_group())
         except BaseException:
             await self._stack.aclose()
@@ -128,6 +137,9 @@ class Runner:
         if self.aws is None or self._tg is None:
             raise RuntimeError("use the Runner inside 'async with'")
         return self.aws, self._tg
+
+    def _warn(self, job: str, message: str) -> None:
+        self.bus.publish(Notice(job, "warning", message, time=time.time()))
 
     def job(
         self,
@@ -167,6 +179,7 @@ class Runner:
             request=request,
             run_id=self.run_id,
             settings=self.settings,
+            watch=self._status(),
             timeout=timeout,
             tokens=tokens,
             on_token=on_token,
@@ -246,6 +259,12 @@ class Runner:
         self.bus.publish(Finished(key, result, time=time.time()))
         return result
 
+    def _status(self) -> StatusWatch:
+        if self.watch is None:
+            raise RuntimeError("use the Runner inside 'async with'")
+        return self.watch
+
     def stats(self) -> dict[str, Any]:
         aws, _ = self._require()
-        return {"aws": aws.stats.summary(), "budgets": aws.budgets.stats()}
+        return {"aws": aws.stats.summary(), "budgets": aws.budgets.stats(),
+                "watch": self._status().stats()}

@@ -13,12 +13,13 @@ import time
 import traceback
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 import anyio
 
 from runner.aws import Aws
+from runner.budget import Priority
 from runner.errors import (
     describe,
     is_already_exists,
@@ -40,11 +41,8 @@ from runner.types import (
     Phase,
     Request,
 )
-from runner.watch import next_poll_delay
-
-
-class Unseen(Exception):
-    """The job's state could not be read before the Unknown deadline."""
+from runner.watch import Update
+from runner.watch.status import NotFound, StatusWatch, Subscription, Unseen
 
 
 @dataclass
@@ -81,6 +79,7 @@ class Job:
         request: Request,
         run_id: str,
         settings: Settings,
+        watch: StatusWatch,
         timeout: float | None = None,
         tokens: dict[str, str] | None = None,
         on_token: Callable[[str, str], None] | None = None,
@@ -93,6 +92,7 @@ class Job:
         self.timeout = timeout
         self._aws = aws
         self._bus = bus
+        self._status = watch
         self._settings = settings
         self._clock = clock
         self._request = request
@@ -103,7 +103,7 @@ class Job:
         self._on_token = on_token
         self._history: list[Event] = []  # every event of this job but its log lines
         self._done = anyio.Event()
-        self._wake = anyio.Event()
+        self._subscription: Subscription | None = None  # while the job waits for an update
         self._stop_asked = False  # Job.stop() or cancellation
         self._stop_sent = False
         self._create_sent = False
@@ -127,7 +127,8 @@ class Job:
     async def stop(self) -> None:
         """Ask SageMaker to stop the job; the job then ends as STOPPED_BY_US."""
         self._stop_asked = True
-        self._wake.set()
+        if self._subscription is not None:
+            self._subscription.interrupt()
 
     async def events(self) -> AsyncIterator[Event]:
         """This job's events, ending after ``Finished``: its status history
@@ -277,11 +278,12 @@ class Job:
     def _phase(self, description: Description) -> Phase:
         return self.kind.phase(description, self._context.state)
 
-    async def _describe(self) -> Description | None:
+    async def _describe(self, priority: Priority = Priority.FINISH) -> Description | None:
         """The resource's description, or None when SageMaker says it does not exist."""
+        key: dict[str, Any] = {self.kind.name_field: self.name}
         try:
             response = await self._aws.call(
-                "sagemaker", self.kind.describe, **{self.kind.name_field: self.name}
+                "sagemaker", self.kind.describe, priority=priority, **key
             )
         except Exception as error:
             if is_not_found(error):
@@ -291,9 +293,18 @@ class Job:
             return dict(response.get(self.kind.describe_member) or {})
         return response
 
+    @property
+    def _lean(self) -> bool:
+        """Whether the create's own "already exists" answer can stand in for a
+        describe before it: a kind without hooks that look at (or update) what
+        exists. Creating then costs one call, and the first status comes from
+        the watcher."""
+        k = self.kind
+        return k.update_hook is None and k.phase_hook is None and k.create_hook is None
+
     async def _attach_or_create(self) -> Description:
         digest = request_hash(self._request, self.kind.name_field)
-        existing = await self._describe()
+        existing = None if self._lean else await self._describe(Priority.LIVE)
         attached = existing is not None
         updated = False
         if existing is not None and self.kind.update_hook is not None:
@@ -309,17 +320,22 @@ class Job:
             # from here a cancellation may leave a resource that exists without
             # our knowing it: the cleanup then looks for it before giving up
             self._create_sent = True
+            created = False
             try:
                 if self.kind.create_hook is not None:
                     await self.kind.create_hook(self._context, request)
                 else:
-                    await self._aws.call("sagemaker", self.kind.create, **request)
-                self.created_by_us = True
+                    await self._aws.call("sagemaker", self.kind.create, priority=Priority.FINISH,
+                                         **request)
+                self.created_by_us = created = True
             except Exception as error:
                 if not is_already_exists(error):
                     raise
-                attached = True  # a race, or a retried create that had gone through
-            existing = await self._describe()
+                attached = True  # a restart, a race, or a retried create that had gone through
+            if created and self._lean:
+                existing = self._just_created()
+            else:
+                existing = await self._describe()
             if existing is None:
                 raise JobError(f"{self.kind.describe} cannot find {self.name} after creating it")
         adopted = updated or (self.kind.adopt is not None and attached
@@ -330,6 +346,15 @@ class Job:
             Submitted(self.key, self.kind.name, self.name, attached, time=self._clock())
         )
         return existing
+
+    def _just_created(self) -> Description:
+        """What is known of a resource this job has just created, without asking:
+        its name, and a creation time close enough for the job's deadline (the
+        first update brings SageMaker's own)."""
+        return {
+            self.kind.name_field: self.name,
+            "CreationTime": datetime.fromtimestamp(self._clock(), tz=timezone.utc),
+        }
 
     async def _check_ours(self, description: Description, digest: str) -> None:
         """Attach only to the resource this run and job created with this request."""
@@ -367,10 +392,27 @@ class Job:
 
     async def _watch(self, description: Description, follower: LogFollower) -> Description:
         """Follow the status until it is terminal, or until the job's timeout for
-        a kind that can't be stopped (the description returned is then not terminal)."""
-        kind, s = self.kind, self._settings
+        a kind that can't be stopped (the description returned is then not terminal).
+
+        The updates come from the engine's watcher for the kind (a describe of
+        this job, a List* summary, or an event); a terminal status seen in a
+        summary is described once more, because the outputs are read from it."""
+        created = description.get("CreationTime")
+        subscription = self._status.subscribe(
+            self.kind, self.name, self._describe,
+            created.timestamp() if isinstance(created, datetime) else None,
+            warn=self._warn,
+        )
+        try:
+            return await self._follow_status(description, follower, subscription)
+        finally:
+            self._status.watch(self.kind).unsubscribe(subscription)
+
+    async def _follow_status(
+        self, description: Description, follower: LogFollower, subscription: Subscription
+    ) -> Description:
+        kind = self.kind
         last: tuple[str, str | None] | None = None
-        changed_at = self._clock()
         deadline = self._deadline(description)
         while True:
             status = str(description.get(kind.status_field, ""))
@@ -382,11 +424,10 @@ class Job:
             # a resource without a status (a workteam) has no status changes to tell
             if (status, secondary) != last and (status or secondary):
                 last = (status, secondary)
-                changed_at = self._clock()
                 self.publish(
                     StatusChanged(
                         self.key, status, secondary, _status_message(description),
-                        time=changed_at,
+                        time=self._clock(),
                     )
                 )
             # asked on the terminal status too: sources that appeared since the
@@ -403,16 +444,36 @@ class Job:
                 self._stop_asked = True
             if self._stop_asked and not self._stop_sent:
                 await self._send_stop()
-            delay = next_poll_delay(self._clock() - changed_at, s.poll_min, s.poll_max)
-            if deadline is not None and not self._stop_sent:
-                delay = max(0.0, min(delay, deadline - self._clock()))
-            with anyio.move_on_after(delay):
-                await self._wake.wait()
-            self._wake = anyio.Event()
-            fresh = await self._describe_until(self._clock() + s.unknown_after)
-            if fresh is None:
-                raise JobError(f"{self.name} disappeared (its describe says not found)")
-            description = fresh
+                subscription.poke()
+            until = deadline if deadline is not None and not self._stop_sent else None
+            update = await self._next_update(subscription, until)
+            if update is not None:
+                description = await self._apply(description, update)
+
+    async def _next_update(self, subscription: Subscription, until: float | None) -> Update | None:
+        """The next update, or None at ``until`` or when Job.stop() cut the wait short."""
+        self._subscription = subscription
+        try:
+            if self._stop_asked and not self._stop_sent:
+                return None
+            return await subscription.next(until)
+        except NotFound as error:
+            raise JobError(str(error)) from None
+        finally:
+            self._subscription = None
+
+    async def _apply(self, description: Description, update: Update) -> Description:
+        """The job's description after an update: a whole description replaces
+        it; a summary is merged in, and described once it is terminal."""
+        if update.complete:
+            return dict(update.facts)
+        merged = {**description, **update.facts}
+        if self._phase(merged) is Phase.RUNNING:
+            return merged
+        fresh = await self._describe()
+        if fresh is None:
+            raise JobError(f"{self.name} disappeared (its describe says not found)")
+        return fresh
 
     async def _unstoppable_timeout(self, description: Description) -> JobResult:
         """The timeout of a kind SageMaker can't stop (an endpoint): the job fails,
@@ -422,27 +483,6 @@ class Job:
         if self.kind.cancel_hook is not None:
             reason += "; " + await self.kind.cancel_hook(self._context, description)
         return self._result(description, Outcome.FAILED, reason=reason)
-
-    async def _describe_until(self, deadline: float) -> Description | None:
-        """Describe, retrying every failure until ``deadline``: a job we can't see
-        is neither failed nor succeeded, so past the deadline it is Unknown."""
-        attempt = 0
-        last_error = "no answer"
-        while True:
-            remaining = deadline - self._clock()
-            if remaining <= 0:
-                raise Unseen(f"no describe of {self.name} succeeded for "
-                             f"{self._settings.unknown_after:.0f}s (last: {last_error})")
-            with anyio.move_on_after(remaining):
-                try:
-                    return await self._describe()
-                except Exception as error:
-                    if not is_aws_error(error):
-                        raise
-                    last_error = describe(error)
-                    self._warn(f"describe failed: {last_error}")
-            attempt += 1
-            await anyio.sleep(min(remaining, self._settings.poll_min * min(attempt, 10)))
 
     async def _enrich(self, description: Description) -> Description:
         if self.kind.enrich is None:
@@ -454,7 +494,8 @@ class Job:
         if self.kind.stop is None:
             return
         try:
-            await self._aws.call("sagemaker", self.kind.stop, **{self.kind.name_field: self.name})
+            key: dict[str, Any] = {self.kind.name_field: self.name}
+            await self._aws.call("sagemaker", self.kind.stop, priority=Priority.FINISH, **key)
         except Exception as error:
             if not is_already_terminal(error):  # the next describe tells the outcome
                 raise

@@ -29,6 +29,14 @@ class Settings:
     create_settle: float = 30.0
     unknown_after: float = 900.0  # report Unknown when no describe succeeds for this long
     on_cancel: OnCancel = OnCancel.STOP
+    # status watching (runner.watch): with `auto`, a kind is listed once it has this
+    # many jobs; a List* pass looks back this far behind the newest change it saw
+    # (clock skew, SageMaker's eventual consistency); a reconciling pass lists
+    # everything since the oldest job this often (and with events, this often)
+    list_from: int = 3
+    list_skew: float = 5.0
+    list_reconcile: float = 300.0
+    events_reconcile: float = 60.0
     tuning_log_tails: int = 10  # children of a tuning job whose logs are followed at once
 
     @classmethod
@@ -46,5 +54,8 @@ class Settings:
             stop_grace=10.0,
             unknown_after=30.0,
             create_settle=5.0,
+            list_skew=1.0,
+            list_reconcile=3.0,
+            events_reconcile=1.0,
         )
         return cls(**{**base.__dict__, **overrides})

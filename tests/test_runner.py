@@ -183,7 +183,10 @@ async def test_same_run_id_attaches_instead_of_creating_again(emulator: Emulator
         events: list[object] = []
         runner.bus.add_sink(events.append)
         second = await (await runner.submit("t", "training", request)).wait()
-    assert emulator.count("CreateTrainingJob") == 1
+    # no describe before the create: the second create is answered "already
+    # exists" (ResourceInUse), and that answer leads to the attach check
+    assert emulator.count("CreateTrainingJob") == 2
+    assert emulator.count("ListTags") == 1
     assert first.name == second.name and second.attached
     assert second.outcome is Outcome.SUCCEEDED
 
@@ -195,7 +198,7 @@ async def test_same_name_with_a_different_request_is_refused(emulator: Emulator)
         result = await (await runner.submit("t", "training", training_request(lines=9))).wait()
     assert result.outcome is Outcome.FAILED
     assert result.failure_reason is not None and "different request" in result.failure_reason
-    assert emulator.count("CreateTrainingJob") == 1
+    assert emulator.count("CreateTrainingJob") == 2  # the second one refused as existing
 
 
 def test_request_hash_ignores_name_and_our_tags() -> None:
