@@ -57,7 +57,9 @@ def budgets(time: FakeTime, **kwargs: object) -> Budgets:
         ("logs", "DescribeLogStreams", "logs.describe"),
         ("logs", "FilterLogEvents", "logs.filter"),
         ("logs", "DescribeLogGroups", "logs.other"),
-        ("sqs", "ReceiveMessage", "sqs.other"),
+        ("sqs", "ReceiveMessage", "sqs.receive"),
+        ("sqs", "DeleteMessageBatch", "sqs.other"),
+        ("events", "PutTargets", "events.other"),
     ],
 )
 def test_operations_map_to_their_quota_family(service: str, operation: str, family: str) -> None:
@@ -90,7 +92,7 @@ def test_aimd_halves_down_to_a_floor_and_climbs_back_linearly() -> None:
 
 async def test_a_burst_is_free_then_calls_are_spaced_at_the_rate() -> None:
     time = FakeTime()
-    b = budgets(time)
+    b = budgets(time, region="us-east-1")  # GetLogEvents: 25 TPS there, a budget of 20
     for _ in range(20):
         await b.acquire("logs", "GetLogEvents")
     assert time.now == 0.0
@@ -145,7 +147,7 @@ async def test_waiters_are_served_in_turn_so_no_job_starves() -> None:
 
 async def test_throttling_halves_the_rate_once_per_cooldown_and_it_recovers() -> None:
     time = FakeTime()
-    b = budgets(time)
+    b = budgets(time, region="us-east-1")
     assert b.rate("logs", "GetLogEvents") == 20.0
     b.throttled("logs", "GetLogEvents")
     b.throttled("logs", "GetLogEvents")  # same burst of errors: one cut
@@ -169,7 +171,8 @@ async def test_throttling_spends_no_saved_burst() -> None:
     time = FakeTime()
     b = budgets(time)
     b.throttled("logs", "DescribeLogStreams")
-    # the bucket was full (4 tokens), but after a throttle the next call waits
+    # the bucket was full (4 tokens in an unknown region), but after a throttle
+    # the next call waits
     await b.acquire("logs", "DescribeLogStreams")
     assert time.now > 0.0
 

@@ -233,7 +233,7 @@ class Subscription:
                     watch.check_health(self)
                     if until is not None and watch.clock() >= until:
                         return None
-                    if self.mode is Strategy.DESCRIBE:  # fewer jobs now: describe
+                    if watch.mode_of(self) is Strategy.DESCRIBE:  # fewer jobs now: describe
                         self._poked = True
                         break
                     await self._wait(until)
