@@ -62,6 +62,12 @@ if sys.version_info < (3, 11):
     from exceptiongroup import BaseExceptionGroup
 
 SERVICES = ("sagemaker", "logs")
+# the event source's services (runner.watch): clients exist always, but the
+# pre-flight does not reach them (a run without an events queue never calls them)
+EVENT_SERVICES = ("sqs", "events")
+# SQS ReceiveMessage's longest WaitTimeSeconds: the SQS client's read timeout
+# stays above it, or every quiet long poll would end as a ReadTimeoutError
+LONG_POLL_SECONDS = 20
 # how a region name is spelled in every AWS partition (us-east-1, cn-north-1, us-gov-west-1)
 _REGION_NAME = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
 
@@ -76,6 +82,11 @@ class AwsConfig:
     endpoint_url: str | None = None  # SageMaker
     logs_endpoint_url: str | None = None
     sts_endpoint_url: str | None = None  # for the pre-flight (and assume_role)
+    # the events queue (runner.watch) and EventBridge (its setup); unset, botocore
+    # reads AWS_ENDPOINT_URL_SQS and AWS_ENDPOINT_URL_EVENTBRIDGE (its names come
+    # from the service ids "SQS" and "EventBridge"), then AWS_ENDPOINT_URL
+    sqs_endpoint_url: str | None = None
+    events_endpoint_url: str | None = None
     assume_role: str | None = None
     profile: str | None = None
     # explicit (access key, secret key); used for the local emulator
@@ -220,11 +231,16 @@ class Aws:
             endpoints: Mapping[str, str | None] = {
                 "sagemaker": cfg.endpoint_url,
                 "logs": cfg.logs_endpoint_url,
+                "sqs": cfg.sqs_endpoint_url,
+                "events": cfg.events_endpoint_url,
             }
-            for service in SERVICES:
+            # a long poll waits up to LONG_POLL_SECONDS for its answer
+            read_timeouts = {"sqs": max(cfg.read_timeout, LONG_POLL_SECONDS + 10.0)}
+            for service in (*SERVICES, *EVENT_SERVICES):
+                config = self._client_config(read_timeout=read_timeouts.get(service))
                 self._clients[service] = await self._stack.enter_async_context(
                     self._session.create_client(
-                        service, config=self._client_config(), **self._where(endpoints[service])
+                        service, config=config, **self._where(endpoints[service])
                     )
                 )
         except BaseException as error:

@@ -17,7 +17,7 @@ from runner.budget import Priority
 from runner.emulator import Emulator
 from runner.emulator.jobs import LATE_INGESTION
 from runner.types import Description
-from runner.watch import Update
+from runner.watch import Update, newer
 from runner.watch.status import (
     KindWatch,
     StatusWatch,
@@ -25,7 +25,6 @@ from runner.watch.status import (
     Unseen,
     list_params,
     listable,
-    newer,
     summary_update,
 )
 from tests.helpers import local_runner
@@ -58,10 +57,6 @@ def test_a_later_update_is_applied_and_so_is_a_new_status_at_the_same_time() -> 
     seen = update("InProgress", "Training", at=3)
     assert newer(seen, update("InProgress", "Training", at=4))
     assert newer(seen, update("InProgress", "Uploading", at=3))
-
-
-def test_a_describe_is_always_applied() -> None:
-    assert newer(update("Completed", at=9), update("Completed", at=9, source="describe"))
 
 
 def test_updates_without_times_are_compared_by_status() -> None:
@@ -282,3 +277,12 @@ async def test_listed_jobs_cost_a_create_and_one_final_describe(emulator: Emulat
     assert all(r.outcome is Outcome.SUCCEEDED for r in results)
     assert emulator.count("CreateTrainingJob") == 6
     assert emulator.count("DescribeTrainingJob") == 6
+
+
+def test_a_describe_is_applied_even_when_it_repeats_what_a_summary_said() -> None:
+    watch = KindWatch(TRAINING, Strategy.LIST, call=ScriptedList(), settings=fast(),
+                      warn=lambda job, message: None)
+    sub = watch.subscribe("job-1", never_described, 0.0)
+    assert sub.offer(update("Completed", "Completed", at=9))
+    assert not sub.offer(update("Completed", "Completed", at=9))
+    assert sub.offer(update("Completed", "Completed", at=9, source="describe"))

@@ -17,7 +17,7 @@ The decisions are plain functions over plain data; the sources are the I/O.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 
 from runner.types import Description
 
@@ -44,3 +44,39 @@ def next_poll_delay(quiet_for: float, poll_min: float, poll_max: float) -> float
     if quiet_for <= 0:
         return poll_min
     return max(poll_min, min(poll_max, quiet_for / 4.0))
+
+
+def newer(previous: Update | None, update: Update) -> bool:
+    """Whether ``update`` is to be applied to a resource whose last applied
+    update is ``previous``.
+
+    - Nothing applied yet: yes.
+    - Both carry ``modified``: a later one is applied, an earlier one is out of
+      order and dropped.
+    - At the same ``modified`` (or when either lacks one), it is applied only
+      if it says something new: another status, a secondary status that
+      differs (an update without one, like a List* summary, says nothing about
+      it), or complete facts where the previous ones were not. The same
+      instant, status and secondary status is a duplicate.
+
+    Two different states at the same millisecond are applied in arrival order:
+    SageMaker's LastModifiedTime moves on every change, so that is taken not to
+    happen. Never raises."""
+    if previous is None:
+        return True
+    if previous.modified is not None and update.modified is not None:
+        before, after = as_utc(previous.modified), as_utc(update.modified)
+        if after != before:
+            return after > before
+    if update.status != previous.status:
+        return True
+    if update.secondary is not None and update.secondary != previous.secondary:
+        return True
+    return update.complete and not previous.complete
+
+
+def as_utc(moment: datetime) -> datetime:
+    """An aware UTC datetime (a naive one is taken to be UTC already)."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc)

@@ -15,7 +15,7 @@ awaits :meth:`Subscription.next`, which returns the resource's next
   through :meth:`StatusWatch.dispatch`; the list loop still runs, slowly
   (``events_reconcile``), as a safety net for lost events.
 
-Every source's answers pass one gate, :func:`newer`: duplicates and updates
+Every source's answers pass one gate, :func:`runner.watch.newer`: duplicates and updates
 older than what the job already knows (events are delivered at least once and
 out of order) are dropped.
 
@@ -48,7 +48,7 @@ from runner.errors import is_aws_error
 from runner.kind import Kind
 from runner.settings import Settings
 from runner.types import Description
-from runner.watch import Update, next_poll_delay
+from runner.watch import Update, newer, next_poll_delay
 
 # AWS answers List* with at most this many summaries a page
 LIST_PAGE = 100
@@ -74,22 +74,6 @@ class NotFound(Exception):
 
 
 # ---------------------------------------------------------------- decisions
-
-
-def newer(previous: Update | None, update: Update) -> bool:
-    """Whether ``update`` tells a job something after ``previous``: not a
-    duplicate, and not older (by the resource's own LastModifiedTime).
-
-    An update without a time (a source that lacks it) is applied when its
-    status differs; a describe's answer is always applied: it is the truth."""
-    if previous is None or update.source == "describe":
-        return True
-    same = (previous.status, previous.secondary) == (update.status, update.secondary)
-    if update.modified is None or previous.modified is None:
-        return not same
-    if update.modified < previous.modified:
-        return False
-    return not (update.modified == previous.modified and same)
 
 
 def listable(kind: Kind) -> bool:
@@ -190,7 +174,8 @@ class Subscription:
         """Take an update from a source; False if it told nothing new."""
         if update.source != "describe":
             self.listed_at = self._watch.clock()
-        if not newer(self.latest, update):
+        # a describe is the truth, even when it says what was already known
+        if update.source != "describe" and not newer(self.latest, update):
             return False
         self.latest = update
         self._fresh = True
