@@ -249,6 +249,8 @@ class Aws:
             if problem is not None:
                 raise problem from None
             raise
+        # the budgets follow the region's quotas (CloudWatch Logs' differ by region)
+        self.budgets.size_for(self._clients["sagemaker"].meta.region_name)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:

@@ -33,6 +33,7 @@ from runner.kind import Kind
 from runner.manifest import Manifest
 from runner.settings import Settings
 from runner.types import JobResult, Outcome, Request
+from runner.watch.events import EventQueue, EventQueueError
 from runner.watch.status import StatusWatch, Strategy
 
 LOCAL_CREDENTIALS = ("smrun-local", "smrun-local-secret")
@@ -64,6 +65,7 @@ class Runner:
         session: AioSession | None = None,
         preflight: bool = True,
         watch: Strategy | str = Strategy.AUTO,
+        events_queue_url: str | None = None,
     ) -> None:
         self.run_id = run_id or new_run_id()
         self.local = local
@@ -86,6 +88,13 @@ class Runner:
         self._session = session
         self._preflight = preflight
         self.strategy = Strategy(watch)
+        if self.strategy is Strategy.AUTO and events_queue_url:
+            self.strategy = Strategy.EVENTS
+        if self.strategy is Strategy.EVENTS and not events_queue_url:
+            raise ValueError("watching status by events needs the SQS queue's URL "
+                             "(events_queue_url; `smrun events setup` makes one)")
+        self.events_queue_url = events_queue_url
+        self.events: EventQueue | None = None
         self.watch: StatusWatch | None = None
         self._stack = AsyncExitStack()
         self._tg: TaskGroup | None = None
@@ -116,6 +125,12 @@ class Runner:
                 self.kinds, call=aws.call, settings=self.settings, strategy=self.strategy,
                 warn=self._warn,
             ))
+            if self.events_queue_url:
+                self.events = EventQueue(aws.call, self.events_queue_url, self.kinds,
+                                         self.watch.dispatch)
+                if self._preflight:
+                    await self.events.check()
+                self.watch.start(self._consume_events, name="watch:events")
             self._tg = await self._stack.enter_async_context(anyio.create_task_group())
         except BaseException:
             await self._stack.aclose()
@@ -137,6 +152,16 @@ class Runner:
         if self.aws is None or self._tg is None:
             raise RuntimeError("use the Runner inside 'async with'")
         return self.aws, self._tg
+
+    async def _consume_events(self) -> None:
+        """Read the events queue; if it can't be read, say so once and let the
+        reconciling List* poll carry on alone (slower, never wrong)."""
+        assert self.events is not None
+        try:
+            await self.events.run()
+        except EventQueueError as problem:
+            self._warn("", f"{problem.problem}; {problem.fix}; status now comes from the "
+                       f"reconciling List* poll only (every {self.settings.events_reconcile:.0f}s)")
 
     def _warn(self, job: str, message: str) -> None:
         self.bus.publish(Notice(job, "warning", message, time=time.time()))

@@ -26,6 +26,7 @@ from typing import Any
 from runner.kind import Kind
 from runner.manifest import Manifest, sagemaker_model
 from runner.v1 import Component, InputType
+from runner.watch.events import CONSUME_ACTIONS
 
 Policy = dict[str, Any]
 Statement = dict[str, Any]
@@ -35,7 +36,7 @@ SAGEMAKER_SERVICE = "sagemaker.amazonaws.com"
 # every job is tagged at creation (AddTags) and its tags read on attach (ListTags)
 TAG_OPERATIONS = ("AddTags", "ListTags")
 # what runner.logs calls
-LOG_OPERATIONS = ("DescribeLogStreams", "GetLogEvents")
+LOG_OPERATIONS = ("DescribeLogStreams", "FilterLogEvents", "GetLogEvents")
 SAGEMAKER_LOG_GROUPS = "arn:aws:logs:*:*:log-group:/aws/sagemaker/*"
 ACCOUNT = "<ACCOUNT_ID>"
 EXECUTION_ROLE_PLACEHOLDER = f"arn:aws:iam::{ACCOUNT}:role/<SAGEMAKER_EXECUTION_ROLE>"
@@ -72,6 +73,8 @@ class Usage:
     lambdas: tuple[str, ...] = ()  # function ARNs (Ground Truth pre/post processing)
     vpc: bool = False
     assume_role: str | None = None  # the role the pod assumes (``--assume-role``)
+    # the SQS queue the pods read SageMaker's events from (``--watch events``): a name or ARN
+    events_queue: str | None = None
     from_manifest: bool = False  # whether buckets/images were looked for in requests
 
 
@@ -82,6 +85,7 @@ def usage_of(
     known: Mapping[str, Kind] | None = None,
     role_arn: str | None = None,
     assume_role: str | None = None,
+    events_queue: str | None = None,
 ) -> Usage:
     """The usage of ``kinds`` plus every kind of ``manifest`` (looked up in
     ``known``) and what its requests name."""
@@ -104,6 +108,7 @@ def usage_of(
         lambdas=_unique(found.lambdas),
         vpc=found.vpc,
         assume_role=assume_role,
+        events_queue=events_queue,
         from_manifest=manifest is not None,
     )
 
@@ -192,7 +197,7 @@ def component_kinds(component: Component) -> set[str]:
 
 def kind_operations(kind: Kind) -> tuple[str, ...]:
     """Every SageMaker operation the engine and the kind's hooks call for ``kind``."""
-    ops = (kind.create, kind.describe, kind.stop, *kind.extra_operations)
+    ops = (kind.create, kind.describe, kind.stop, kind.list_operation, *kind.extra_operations)
     return tuple(dict.fromkeys(op for op in ops if op))
 
 
@@ -234,7 +239,7 @@ def sagemaker_grants(kinds: Sequence[Kind]) -> dict[str, set[str]]:
 
     for kind in kinds:
         mine = arn_type(kind.name_field)
-        for op in (kind.create, kind.describe, kind.stop):
+        for op in (kind.create, kind.describe, kind.stop, kind.list_operation):
             if op:  # a create that names another resource of ours needs it too (endpoint config)
                 grant(op, {mine} | (_named_types(op) & own))
         for op in kind.extra_operations:  # hooks reach other resources (a tuning job's children)
@@ -303,6 +308,10 @@ def pod_policy(usage: Usage) -> Policy:
         )
         statement["Condition"] = {"StringEquals": {"iam:PassedToService": SAGEMAKER_SERVICE}}
         statements.append(statement)
+    if usage.events_queue:
+        queue = usage.events_queue
+        arn = queue if queue.startswith("arn:") else f"arn:aws:sqs:*:*:{queue}"
+        statements.append(_allow("ReadEventsQueue", list(CONSUME_ACTIONS), [arn]))
     if usage.assume_role:
         statements.append(_allow("AssumeRunnerRole", ["sts:AssumeRole"], [usage.assume_role]))
     return {"Version": VERSION, "Statement": statements}

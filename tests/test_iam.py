@@ -107,8 +107,10 @@ def literal_calls(path: Path) -> set[tuple[str, str]]:
 
 def code_modules() -> list[Path]:
     """Every module of the runner (the emulator is not the runner) and of the handlers."""
-    paths = [*sorted((ROOT / "runner").glob("*.py")), *sorted((ROOT / "handlers").glob("*.py"))]
-    assert ROOT / "runner" / "logs.py" in paths and ROOT / "runner" / "job.py" in paths
+    runner = [p for p in sorted((ROOT / "runner").rglob("*.py")) if "emulator" not in p.parts]
+    paths = [*runner, *sorted((ROOT / "handlers").glob("*.py"))]
+    assert ROOT / "runner" / "logs" / "__init__.py" in paths
+    assert ROOT / "runner" / "watch" / "status.py" in paths and ROOT / "runner" / "job.py" in paths
     return paths
 
 
@@ -130,7 +132,8 @@ def engine_calls(extra: str = "") -> dict[str, set[str]]:
     """What runner/ calls by name for every kind (the handlers' calls are per kind)."""
     calls: set[tuple[str, str]] = set()
     for path in code_modules():
-        if path.parent.name == "runner":
+        # the events setup is the setup identity's work, not the pods'
+        if "handlers" not in path.parts and path.name != "setup.py":
             calls |= literal_calls(path)
     calls |= literal_calls_in(extra) if extra else set()
     by_service: dict[str, set[str]] = {}
@@ -139,9 +142,13 @@ def engine_calls(extra: str = "") -> dict[str, set[str]]:
     return by_service
 
 
+# operations whose IAM action has another name (SQS authorizes a batch as its single call)
+IAM_ACTIONS = {"DeleteMessageBatch": "DeleteMessage"}
+
+
 def ungranted(policy: dict[str, Any], calls: dict[str, set[str]]) -> set[str]:
     return {f"{service}:{op}" for service, ops in calls.items() for op in ops
-            if op not in pod_statement_actions(policy, service)}
+            if IAM_ACTIONS.get(op, op) not in pod_statement_actions(policy, service)}
 
 
 def test_every_call_a_handler_makes_is_declared_by_its_kinds() -> None:
@@ -173,12 +180,25 @@ def test_the_pod_policy_grants_exactly_the_operations_of_the_kinds() -> None:
 
 def test_the_pod_policy_grants_every_call_the_engine_makes_for_any_kind() -> None:
     engine = engine_calls()
-    assert set(engine) == {"sagemaker", "logs"}, engine
+    assert set(engine) == {"sagemaker", "logs", "sqs"}, engine
     assert "ListTags" in engine["sagemaker"]  # runner/job.py, when it attaches
+    assert "ReceiveMessage" in engine["sqs"]  # runner/watch/events.py
     for kind in KINDS.values():
-        policy = pod_policy(usage_of([kind]))
-        calls = dict(engine) if logs_followed(kind) else {"sagemaker": engine["sagemaker"]}
+        policy = pod_policy(usage_of([kind], events_queue="smrun-events"))
+        calls = dict(engine) if logs_followed(kind) else {
+            "sagemaker": engine["sagemaker"], "sqs": engine["sqs"]}
         assert ungranted(policy, calls) == set(), kind.name
+        without = pod_policy(usage_of([kind]))
+        assert not pod_statement_actions(without, "sqs")  # no queue, no SQS
+
+
+def test_the_events_queue_is_granted_by_name_to_the_pods() -> None:
+    policy = pod_policy(usage_of([KINDS["training"]], events_queue="team-a-events"))
+    queue = ARN.format(service="sqs", rest="team-a-events")
+    assert is_allowed(policy, "sqs:ReceiveMessage", queue)
+    assert is_allowed(policy, "sqs:DeleteMessage", queue)
+    assert not is_allowed(policy, "sqs:ReceiveMessage", queue + "-dlq")
+    assert not is_allowed(policy, "sqs:SendMessage", queue)
 
 
 def test_a_new_call_in_the_log_follower_would_be_caught() -> None:
@@ -187,12 +207,12 @@ def test_a_new_call_in_the_log_follower_would_be_caught() -> None:
         async def filter(self, group):
             return await self._call(
                 "logs",
-                "FilterLogEvents",
+                "StartQuery",
                 logGroupName=group,
             )
     """)
-    policy = pod_policy(usage_of(list(KINDS.values())))
-    assert ungranted(policy, engine_calls(more)) == {"logs:FilterLogEvents"}
+    policy = pod_policy(usage_of(list(KINDS.values()), events_queue="q"))
+    assert ungranted(policy, engine_calls(more)) == {"logs:StartQuery"}
     assert calls_in_code(more)["logs"] != pod_statement_actions(policy, "logs")
 
 
@@ -205,7 +225,8 @@ def test_the_pod_policy_scopes_resources_to_the_kinds_used() -> None:
     assert not is_allowed(policy, "sagemaker:CreateTrainingJob", "*")
     assert not is_allowed(policy, "sagemaker:CreateEndpoint", endpoint)
     assert not is_allowed(policy, "sagemaker:ListTags", endpoint)
-    assert not is_allowed(policy, "sagemaker:ListTrainingJobs", "*")  # the runner lists nothing
+    assert is_allowed(policy, "sagemaker:ListTrainingJobs", "*")  # the list watcher
+    assert not is_allowed(policy, "sagemaker:ListEndpoints", "*")
     group = ARN.format(service="logs", rest="log-group:/aws/sagemaker/TrainingJobs")
     assert is_allowed(policy, "logs:GetLogEvents", f"{group}:log-stream:train-1/algo-1-1")
     assert not is_allowed(policy, "logs:GetLogEvents", ARN.format(service="logs",

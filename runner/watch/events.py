@@ -80,7 +80,7 @@ SOURCE = "aws.sagemaker"
 # the kinds whose event detail is documented to mirror their Describe* response
 MIRRORS_DESCRIBE: frozenset[str] = frozenset({"training"})
 # what reading the queue needs (DeleteMessageBatch is authorized as DeleteMessage)
-CONSUME_ACTIONS = ("sqs:ReceiveMessage", "sqs:DeleteMessage")
+CONSUME_ACTIONS = ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes")
 MAX_BATCH = 10  # ReceiveMessage's MaxNumberOfMessages, and DeleteMessageBatch's entries
 
 # ``await call("sqs", "ReceiveMessage", priority=..., **params)``: one AWS call
@@ -287,7 +287,7 @@ class EventQueue:
         call: Call,
         queue_url: str,
         kinds: Mapping[str, Kind],
-        deliver: Callable[[Update], None],
+        deliver: Callable[[Update], object],
         *,
         wait_seconds: int = LONG_POLL_SECONDS,
         batch: int = MAX_BATCH,
@@ -353,6 +353,17 @@ class EventQueue:
             return True
         self.stats.unparsed += 1
         return False
+
+    async def check(self) -> None:
+        """Raise :class:`EventQueueError` now if the queue can't be read (for a
+        pre-flight: a wrong URL is an environment problem, not a slow run)."""
+        try:
+            await self._call("sqs", "GetQueueAttributes", priority=Priority.FINISH,
+                             QueueUrl=self.queue_url, AttributeNames=["QueueArn"])
+        except Exception as error:
+            if not is_aws_error(error):
+                raise
+            raise self._problem("reading", error) from error
 
     async def _receive(self) -> list[Mapping[str, Any]]:
         params: dict[str, Any] = {
