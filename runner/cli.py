@@ -109,6 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     emu.add_argument("--host", default="127.0.0.1")
     emu.add_argument("--port", type=int, default=4566)
     emu.add_argument("--region", default="us-east-1")
+    emu.add_argument("--events-endpoint-url", metavar="URL",
+                     help="publish every job state change to this EventBridge endpoint")
     return parser
 
 
@@ -355,7 +357,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "iam-policy":
         return iam_policy_command(args)
     if args.command == "emulator":
-        serve(host=args.host, port=args.port, region=args.region)
+        serve(host=args.host, port=args.port, region=args.region,
+              events_url=args.events_endpoint_url)
         return EXIT_OK
     return EXIT_BAD_INPUT
 

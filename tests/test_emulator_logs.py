@@ -326,7 +326,8 @@ async def test_describe_log_streams_errors_and_last_event_order(
         "Cannot order by LastEventTime with a logStreamNamePrefix.",
     )
     code, message = await error_of(logs.describe_log_streams, logGroupName=GROUP, limit=51)
-    assert code == "ValidationException"
+    # CloudWatch Logs words constraint violations as InvalidParameterException
+    assert code == "InvalidParameterException"
     assert "Member must have value less than or equal to 50" in message
     code, _ = await error_of(logs.describe_log_streams, logGroupName="nope")
     assert code == "ResourceNotFoundException"

@@ -237,9 +237,10 @@ async def test_list_filters_sorts_and_pages(
     recent = await sagemaker.list_transform_jobs(
         CreationTimeAfter=datetime.fromtimestamp(START + 4, timezone.utc), SortBy="Name"
     )
+    # ListTransformJobs sorts Descending unless told otherwise
     assert [s["TransformJobName"] for s in recent["TransformJobSummaries"]] == [
-        "batch-4",
         "batch-5",
+        "batch-4",
     ]
 
 

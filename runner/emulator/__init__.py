@@ -4,10 +4,13 @@
 ``emu.url``. Behaviour of jobs is set by ``smrun:emulator:*`` tags on the
 create request (see :mod:`runner.emulator.training`); faults (throttling,
 5xx, refused keys, AccessDenied...) by :class:`FaultConfig`; time by the
-``clock`` argument.
+``clock`` argument. Given ``events_url``, every state change is published to
+that EventBridge (imperfectly, with :class:`EventFaults`); :meth:`Emulator.rates_report`
+tells calls per operation per second and the emulator's CPU.
 """
 
 from runner.emulator.auth import KeyRefusal
+from runner.emulator.eventbridge import EventFaults
 from runner.emulator.logs import LogStore
 from runner.emulator.protocol import ApiError
 from runner.emulator.resources import FakeClock
@@ -16,6 +19,7 @@ from runner.emulator.server import Emulator, FaultConfig, serve
 __all__ = [
     "ApiError",
     "Emulator",
+    "EventFaults",
     "FakeClock",
     "FaultConfig",
     "KeyRefusal",

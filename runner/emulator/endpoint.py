@@ -39,6 +39,9 @@ endpoint (the config's win; AddTags on either applies to the next deployment):
 ``smrun:emulator:delete-delay``
     seconds an endpoint stays Deleting (default 1).
 
+Every change of EndpointStatus is announced (EventBridge, "SageMaker Endpoint
+State Change") and moves the endpoint in the ListEndpoints index.
+
 Errors are SageMaker's (all ValidationException): ``Cannot create already
 existing endpoint configuration "<arn>".``, ``Could not find endpoint
 configuration "<arn>".``, ``Cannot create already existing endpoint "<arn>".``,
@@ -56,9 +59,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from runner.emulator.listing import ListIndex
 from runner.emulator.model import Models
 from runner.emulator.protocol import ApiError, Params
-from runner.emulator.resources import Result, SageMaker, TagReader, paginate
+from runner.emulator.resources import Result, SageMaker, StateChange, TagReader, paginate
 
 DEFAULT_DURATION = 4.0
 DEFAULT_ROLLBACK_DURATION = 1.0
@@ -68,6 +72,7 @@ CREATE_OUTCOMES = ("InService", "Failed")
 UPDATE_OUTCOMES = ("InService", "RollingBack", "UpdateRollbackFailed")
 IN_PROGRESS = frozenset({"Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting"})
 UPDATABLE = frozenset({"InService", "UpdateRollbackFailed"})
+DETAIL_TYPE = "SageMaker Endpoint State Change"
 
 
 def log_group(endpoint: str) -> str:
@@ -174,6 +179,17 @@ class Endpoints:
         self.sagemaker = sagemaker
         self.configs: dict[str, EndpointConfig] = {}  # by lower-cased name
         self.endpoints: dict[str, Endpoint] = {}  # by lower-cased name
+        self.index: ListIndex[Endpoint] = ListIndex(
+            summaries="Endpoints",
+            summary=lambda e, now: {
+                "EndpointName": e.name,
+                "EndpointArn": e.arn,
+                "CreationTime": e.created,
+                "LastModifiedTime": e.modified,
+                "EndpointStatus": e.status,
+            },
+            default_order="Descending",  # as ListEndpoints documents it
+        )
 
     def install(self) -> None:
         for operation, handler in (
@@ -308,6 +324,8 @@ class Endpoints:
             "did not pass the ping health check. Please check CloudWatch logs for this endpoint.",
         )
         self.endpoints[name.lower()] = endpoint
+        self.index.add(endpoint, name, now, endpoint.status, now)
+        self._announce(endpoint)
         deployment = self._deploy(endpoint, config, images, duration, behaviour, outcome, reason)
 
         def settle() -> None:
@@ -318,10 +336,10 @@ class Endpoints:
             at = deployment.started + duration
             if outcome == "InService":
                 endpoint.serving = deployment
-                endpoint.move("InService", at)
+                self._move(endpoint, "InService", at)
             else:
                 endpoint.failure_reason = reason
-                endpoint.move("Failed", at)
+                self._move(endpoint, "Failed", at)
 
         self.sagemaker.scheduler.at(now + duration, settle)
         return {"EndpointArn": arn}
@@ -354,7 +372,7 @@ class Endpoints:
         )
         if "DeploymentConfig" in params:
             endpoint.deployment_config = params["DeploymentConfig"]
-        endpoint.move("Updating", now)
+        self._move(endpoint, "Updating", now)
         deployment = self._deploy(endpoint, config, images, duration, behaviour, outcome, reason)
         end = now + duration
 
@@ -367,10 +385,10 @@ class Endpoints:
                 endpoint.serving = deployment
                 endpoint.config_name = config.name
                 endpoint.failure_reason = None
-                endpoint.move("InService", end)
+                self._move(endpoint, "InService", end)
                 return
             endpoint.failure_reason = reason
-            endpoint.move("RollingBack", end)
+            self._move(endpoint, "RollingBack", end)
 
             def rolled_back() -> None:
                 if endpoint.deleted or endpoint.pending is not deployment:
@@ -378,7 +396,7 @@ class Endpoints:
                 deployment.ended = True
                 endpoint.pending = None
                 final = "InService" if outcome == "RollingBack" else "UpdateRollbackFailed"
-                endpoint.move(final, end + rollback)
+                self._move(endpoint, final, end + rollback)
 
             self.sagemaker.scheduler.at(end + rollback, rolled_back)
 
@@ -436,9 +454,31 @@ class Endpoints:
 
         return write
 
+    def _move(self, endpoint: Endpoint, status: str, at: float) -> None:
+        endpoint.move(status, at)
+        if self.index.item(endpoint.name) is endpoint:
+            self.index.move(endpoint.name, status, at)
+        self._announce(endpoint)
+
+    def _announce(self, endpoint: Endpoint) -> None:
+        at = endpoint.modified
+        self.sagemaker.state_changed(
+            StateChange(
+                detail_type=DETAIL_TYPE,
+                arn=endpoint.arn,
+                at=at,
+                describe="DescribeEndpoint",
+                detail=lambda: self._describe(endpoint, at),
+                # Deleting is the last change announced: the endpoint is then gone
+                settled=endpoint.status not in IN_PROGRESS or endpoint.status == "Deleting",
+            )
+        )
+
     def describe(self, params: Params) -> Result:
         endpoint = self.endpoint(params["EndpointName"])
-        now = self.sagemaker.now
+        return self._describe(endpoint, self.sagemaker.now)
+
+    def _describe(self, endpoint: Endpoint, now: float) -> Result:
         result: Result = {
             "EndpointName": endpoint.name,
             "EndpointArn": endpoint.arn,
@@ -470,13 +510,15 @@ class Endpoints:
         now = self.sagemaker.now
         delay = self._behaviour_of(endpoint).number("delete-delay", DEFAULT_DELETE_DELAY)
         endpoint.pending = None
-        endpoint.move("Deleting", now)
+        self._move(endpoint, "Deleting", now)
 
         def gone() -> None:
             endpoint.deleted = True
             if self.endpoints.get(endpoint.name.lower()) is endpoint:
                 del self.endpoints[endpoint.name.lower()]
                 self.sagemaker.tags.pop(endpoint.arn, None)
+            if self.index.item(endpoint.name) is endpoint:
+                self.index.remove(endpoint.name)
 
         self.sagemaker.scheduler.at(now + delay, gone)
         return {}
@@ -485,31 +527,7 @@ class Endpoints:
         return TagReader(self.sagemaker.tags.get(endpoint.arn, []))
 
     def list_endpoints(self, params: Params) -> Result:
-        bounds = [
-            (member, _seconds(params[f"{member}{side}"]), side == "After")
-            for member in ("CreationTime", "LastModifiedTime")
-            for side in ("After", "Before")
-            if f"{member}{side}" in params
-        ]
-        status = params.get("StatusEquals")
-        summaries = []
-        for e in self.endpoints.values():
-            summary: Result = {
-                "EndpointName": e.name,
-                "EndpointArn": e.arn,
-                "CreationTime": e.created,
-                "LastModifiedTime": e.modified,
-                "EndpointStatus": e.status,
-            }
-            if status is not None and e.status != status:
-                continue
-            if all(
-                summary[m] > bound if after else summary[m] < bound for m, bound, after in bounds
-            ):
-                summaries.append(summary)
-        return self._page(
-            params, summaries, "Endpoints", "EndpointName", {"Status": "EndpointStatus"}
-        )
+        return self.index.answer(params, self.sagemaker.now)
 
     def _page(
         self,

@@ -6,17 +6,25 @@ A kind module subclasses :class:`EmulatedJob` (how one job looks and logs) and
 ``ProcessingJob`` gives CreateProcessingJob, DescribeProcessingJob,
 ListProcessingJobs and StopProcessingJob). Everything is fixed at creation and
 read at the world's time, as :mod:`runner.emulator.resources` explains.
+
+Each transition of a job's timeline is also put on the scheduler, so that at
+the moment it happens on the clock the kind's List* index moves the job (its
+status and LastModifiedTime) and a :class:`~runner.emulator.resources.StateChange`
+goes to whoever listens (EventBridge). A stop rewrites the timeline; the
+transitions it cancels find themselves gone when they fall due and do nothing.
 """
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Iterable, Sequence
+import functools
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
+from runner.emulator.listing import ListIndex
 from runner.emulator.protocol import ApiError, Params
-from runner.emulator.resources import NOT_FOUND, Listing, Result, SageMaker
+from runner.emulator.resources import NOT_FOUND, Result, SageMaker, StateChange
 
 LATE_INGESTION = 0.5  # seconds the last line of a stream reaches CloudWatch after the end
 TERMINAL = frozenset({"Completed", "Failed", "Stopped"})
@@ -36,6 +44,8 @@ class Timeline:
             raise ValueError("a timeline needs at least its first status")
         self.transitions = list(transitions)
         self.stopped_at: float | None = None
+        # told of the transitions a stop adds (the job's table schedules them)
+        self.replanned: Callable[[Sequence[Transition]], None] | None = None
 
     def history(self, now: float) -> list[Transition]:
         """The transitions that happened by ``now`` (the first one always has)."""
@@ -62,7 +72,10 @@ class Timeline:
         if state.status == "Stopping":
             return
         self.stopped_at = now
-        self.transitions = [*self.history(now), *self.stopping(now, delay)]
+        added = self.stopping(now, delay)
+        self.transitions = [*self.history(now), *added]
+        if self.replanned is not None:
+            self.replanned(added)
 
     def stopping(self, now: float, delay: float) -> list[Transition]:
         """What a stop at ``now`` adds: Stopping, then Stopped ``delay`` later."""
@@ -138,22 +151,25 @@ class JobTable(Generic[J]):
     noun = ""  # e.g. "ProcessingJob"
     what = ""  # e.g. "processing job"
     log_group = ""
+    detail_type = ""  # of its EventBridge events, e.g. "SageMaker Processing Job State Change"
     not_found_code = "ValidationException"  # the error an unknown name gets
     # As for training jobs: MaxResults jobs are picked first, then filtered
     # by StatusEquals, so a page can come back short while more match.
     status_after_page = True
     summaries_member = ""  # default: f"{noun}Summaries"
+    default_order = "Ascending"  # List*'s SortOrder when none is given
 
     def __init__(self, sagemaker: SageMaker) -> None:
         self.sagemaker = sagemaker
         self.jobs: dict[str, J] = {}  # by lower-cased name: names are case-insensitive
         describe = sagemaker.protocol.model.operation_model(f"Describe{self.noun}")
         self._echoed = frozenset(describe.output_shape.members)
-        self.listing = Listing(
-            name=self.name_member,
-            status=self.status_member,
+        self.index: ListIndex[J] = ListIndex(
             summaries=self.summaries_member or f"{self.noun}Summaries",
+            summary=lambda job, now: job.summary(now),
+            default_order=self.default_order,
             status_after_page=self.status_after_page,
+            filters=self.list_filters(),
         )
 
     @property
@@ -177,6 +193,14 @@ class JobTable(Generic[J]):
 
     def new_job(self, params: Params, now: float) -> J:
         raise NotImplementedError
+
+    def list_filters(self) -> Mapping[str, Callable[[J, Any], bool]]:
+        """List* request members of this kind's own, and how each tests a job."""
+        return {}
+
+    def settled(self, status: str) -> bool:
+        """Whether a job in ``status`` may stay there for good."""
+        return status in TERMINAL
 
     async def check(self, params: Params) -> None:
         """Refuse a request (raise :class:`ApiError`) before anything exists."""
@@ -213,8 +237,34 @@ class JobTable(Generic[J]):
         job = self.new_job(params, created)
         self.jobs[job.name.lower()] = job
         self.sagemaker.add_resource(job.arn, params.get("Tags"))
+        first = job.timeline.transitions[0]
+        self.index.add(job, job.name, job.created, first.status, first.start)
+        job.timeline.replanned = lambda added: self.follow(job, added)
+        self.follow(job, job.timeline.transitions)
         self.schedule(job, job.log_lines())
         return job
+
+    def follow(self, job: J, transitions: Iterable[Transition]) -> None:
+        """Put each transition on the scheduler, to be announced when it happens."""
+        scheduler = self.sagemaker.scheduler
+        for transition in transitions:
+            scheduler.at_or_now(transition.start, functools.partial(self.moved, job, transition))
+
+    def moved(self, job: J, transition: Transition) -> None:
+        if not any(t is transition for t in job.timeline.transitions):
+            return  # cancelled by a stop
+        at = transition.start
+        self.index.move(job.name, transition.status, at)
+        self.sagemaker.state_changed(
+            StateChange(
+                detail_type=self.detail_type,
+                arn=job.arn,
+                at=at,
+                describe=f"Describe{self.noun}",
+                detail=lambda: job.describe(at, self.echo),
+                settled=self.settled(transition.status),
+            )
+        )
 
     def schedule(self, job: J, lines: Iterable[PlannedLine]) -> None:
         """Write each line when it reaches CloudWatch, unless the job was
@@ -242,5 +292,4 @@ class JobTable(Generic[J]):
         return {}
 
     def list(self, params: Params) -> Result:
-        now = self.sagemaker.now
-        return self.listing.answer((job.summary(now) for job in self.jobs.values()), params)
+        return self.index.answer(params, self.sagemaker.now)

@@ -239,6 +239,7 @@ class LabelingJobs(JobTable[LabelingJob]):
     noun = "LabelingJob"
     what = "labeling job"
     log_group = LOG_GROUP
+    detail_type = "SageMaker Ground Truth Labeling Job State Change"
     not_found_code = "ResourceNotFound"
     status_after_page = False
     summaries_member = "LabelingJobSummaryList"

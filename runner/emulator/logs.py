@@ -2,6 +2,8 @@
 
 Events of a stream live in one list in ingestion order, and every token is an
 index into that list, so reading a page costs O(page) however long the stream.
+Each stream also keeps its events sorted by timestamp (positions into that
+list), so FilterLogEvents over a time range bisects instead of scanning.
 
 Tokens look like AWS's (``f/<56 digits>/s``, ``b/<56 digits>/s``) and are bound
 to their stream: a token from another stream is refused. They carry a variant
@@ -11,6 +13,33 @@ from the one received, which is how CloudWatch behaves when a page is empty
 while the stream has more (the end of a stream is only a token coming back
 unchanged).
 
+FilterLogEvents, as CloudWatch documents it: ``logStreamNames`` (at most 100,
+each of which must exist, else ResourceNotFoundException) or
+``logStreamNamePrefix``, not both (InvalidParameterException); ``startTime``
+and ``endTime`` both inclusive ("events with a timestamp before/later than
+this time are not returned"); events of every stream interleaved in order of
+timestamp (ties: by stream, then by arrival; CloudWatch breaks them by
+ingestion time and request id), oldest first or, with ``startFromHead``
+false, newest first; at most ``limit`` (default 10,000) events or 1 MB a page;
+``searchedLogStreams`` always empty, as it has been since 2020. Each event's
+``eventId`` is fixed by its stream and its place there, so it is the same on
+every call. The token names the last event the call looked at, so a page can
+be resumed however the streams grew meanwhile.
+
+A page may be empty and still carry a ``nextToken``: CloudWatch stops a search
+that isn't finished and says where to go on. Here a call looks at no more than
+``filter_scan_limit`` events (default 10,000, matching the pattern or not), so
+a pattern that matches rarely yields short or empty pages with a token; and
+the ``filter_empty_page_every`` fault turns every Nth page that has events
+into an empty one whose token resumes where the call began (the page read
+with that token is never emptied in its turn). A client that
+stops at the first empty page loses what follows; one that follows tokens
+until none comes back sees every event once. Both are deterministic.
+
+Constraint violations (a ``limit`` over the maximum, 101 ``logStreamNames``)
+come back as CloudWatch sends them, InvalidParameterException with the
+"1 validation error detected: ..." message.
+
 ``LogStore.put`` is the Python entry point for tests and for the SageMaker
 side, which writes its jobs' lines here.
 """
@@ -18,7 +47,9 @@ side, which writes its jobs' lines here.
 from __future__ import annotations
 
 import bisect
+import heapq
 import itertools
+import json
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -31,6 +62,7 @@ Handler = Callable[[Params], dict[str, Any]]
 PAGE_BYTES = 1_048_576  # a GetLogEvents/FilterLogEvents page, as CloudWatch counts it
 EVENT_OVERHEAD = 26  # bytes CloudWatch adds to each message when sizing a batch
 MAX_EVENTS = 10_000
+FILTER_SCAN_LIMIT = 10_000  # events one FilterLogEvents call looks at, at most
 MAX_BATCH_SPAN_MS = 24 * 3600 * 1000
 TOO_NEW_MS = 2 * 3600 * 1000
 TOO_OLD_MS = 14 * 24 * 3600 * 1000
@@ -55,15 +87,69 @@ class LogStream:
     last_event_timestamp: int | None = None
     last_ingestion_time: int | None = None
     sequence: int = 0
+    # the events by time: times[i] is the timestamp of events[order[i]], sorted
+    # by (timestamp, position)
+    times: list[int] = field(default_factory=list)
+    order: list[int] = field(default_factory=list)
 
     def append(self, event: LogEvent) -> None:
+        position = len(self.events)
         self.events.append(event)
+        if not self.times or event.timestamp >= self.times[-1]:
+            self.times.append(event.timestamp)
+            self.order.append(position)
+        else:  # written out of order: rare, and bisect keeps it O(log n) to find
+            at = bisect.bisect_right(self.times, event.timestamp)
+            self.times.insert(at, event.timestamp)
+            self.order.insert(at, position)
         self.stored_bytes += len(event.message.encode())
         if self.first_event_timestamp is None or event.timestamp < self.first_event_timestamp:
             self.first_event_timestamp = event.timestamp
         if self.last_event_timestamp is None or event.timestamp > self.last_event_timestamp:
             self.last_event_timestamp = event.timestamp
         self.last_ingestion_time = event.ingestion_time
+
+    def keys(
+        self,
+        start_ms: int | None,
+        end_ms: int | None,
+        after: tuple[int, int, int] | None,
+        *,
+        forward: bool,
+    ) -> Iterator[tuple[int, int, int]]:
+        """(timestamp, uid, position) of the events from ``start_ms`` to
+        ``end_ms`` (both inclusive) past ``after`` (a key of any stream), in
+        time order, newest first unless ``forward``."""
+        times, order, uid = self.times, self.order, self.uid
+        lo = 0 if start_ms is None else bisect.bisect_left(times, start_ms)
+        hi = len(times) if end_ms is None else bisect.bisect_right(times, end_ms)
+        if after is not None:
+            at, other, position = after
+            if forward:
+                # keys above ``after``: later, or as late from a later stream or place
+                lo = max(
+                    lo,
+                    bisect.bisect_left(times, at) if uid >= other
+                    else bisect.bisect_right(times, at),
+                )
+                while uid == other and lo < hi and times[lo] == at and order[lo] <= position:
+                    lo += 1
+            else:
+                hi = min(
+                    hi,
+                    bisect.bisect_right(times, at) if uid <= other
+                    else bisect.bisect_left(times, at),
+                )
+                while (
+                    uid == other and hi > lo and times[hi - 1] == at and order[hi - 1] >= position
+                ):
+                    hi -= 1
+        if forward:
+            for i in range(lo, hi):
+                yield times[i], uid, order[i]
+        else:
+            for i in range(hi - 1, lo - 1, -1):
+                yield times[i], uid, order[i]
 
 
 @dataclass
@@ -240,9 +326,16 @@ class LogsService:
 
     def __init__(self, store: LogStore) -> None:
         self.store = store
-        self.protocol = ServiceProtocol.for_service("logs")
+        self.protocol = ServiceProtocol.for_service(
+            "logs", validation_code="InvalidParameterException"
+        )
         self.empty_page_every = 0  # fault knob, set by the server's FaultConfig
         self._get_calls = 0
+        # FilterLogEvents: events a call looks at, at most; the empty-page fault knob
+        self.filter_scan_limit = FILTER_SCAN_LIMIT
+        self.filter_empty_page_every = 0
+        self._filter_calls = 0
+        self.filter_scanned = 0  # events FilterLogEvents calls have looked at, in all
         self.operations: dict[str, Handler] = {
             "CreateLogGroup": self.create_log_group,
             "CreateLogStream": self.create_log_stream,
@@ -502,9 +595,9 @@ class LogsService:
             "nextBackwardToken": backward,
         }
 
-    def _matching(
-        self, group: LogGroup, params: Params
-    ) -> Iterator[tuple[tuple[int, int, int], LogStream, LogEvent]]:
+    # -- FilterLogEvents ---------------------------------------------------
+
+    def _filtered_streams(self, group: LogGroup, params: Params) -> list[LogStream]:
         names: list[str] | None = params.get("logStreamNames")
         prefix: str | None = params.get("logStreamNamePrefix")
         if names is not None and prefix is not None:
@@ -513,57 +606,93 @@ class LogsService:
                 "logStreamNames and logStreamNamePrefix are mutually exclusive.",
             )
         if names is not None:
-            missing = [n for n in names if n not in group.streams]
-            if missing:
+            if any(n not in group.streams for n in names):
                 raise ApiError(
                     "ResourceNotFoundException", "The specified log stream does not exist."
                 )
-            streams = [group.streams[n] for n in dict.fromkeys(names)]
-        else:
-            streams = [group.streams[n] for n in group.sorted_names if n.startswith(prefix or "")]
-        start_ms: int | None = params.get("startTime")
-        end_ms: int | None = params.get("endTime")
-        matches = compile_filter(params.get("filterPattern"))
-        for stream in streams:
-            for index, event in enumerate(stream.events):
-                if start_ms is not None and event.timestamp < start_ms:
-                    continue
-                if end_ms is not None and event.timestamp > end_ms:
-                    continue
-                if matches(event.message):
-                    yield (event.timestamp, stream.uid, index), stream, event
+            return [group.streams[n] for n in dict.fromkeys(names)]
+        sorted_names = group.sorted_names
+        if not prefix:
+            return [group.streams[n] for n in sorted_names]
+        lo = bisect.bisect_left(sorted_names, prefix)
+        hi = bisect.bisect_left(sorted_names, prefix + "\U0010ffff")
+        return [group.streams[n] for n in sorted_names[lo:hi]]
 
     def filter_log_events(self, params: Params) -> dict[str, Any]:
         group = self._group_of(params)
+        streams = self._filtered_streams(group, params)
         limit: int = params.get("limit", MAX_EVENTS)
-        found = sorted(self._matching(group, params), key=lambda item: item[0])
-        start = 0
         if "nextToken" in params:
-            try:
-                parts = tuple(int(p) for p in _read_page_token(params["nextToken"]).split(":"))
-            except ValueError:
-                raise ApiError(
-                    "InvalidParameterException", "The specified nextToken is invalid."
-                ) from None
-            start = bisect.bisect_right([key for key, _s, _e in found], parts)
+            forward, after, variant = _read_filter_token(params["nextToken"])
+        else:
+            forward, after, variant = bool(params.get("startFromHead", True)), None, 0
+        start_ms: int | None = params.get("startTime")
+        end_ms: int | None = params.get("endTime")
+        matches = compile_filter(params.get("filterPattern"))
+        by_uid = {stream.uid: stream for stream in streams}
+        ranges = (stream.keys(start_ms, end_ms, after, forward=forward) for stream in streams)
+        merged = heapq.merge(*ranges, reverse=not forward)
+
+        self._filter_calls += 1
         page: list[dict[str, Any]] = []
         size = 0
-        last_key: tuple[int, int, int] | None = None
-        for key, stream, event in found[start:]:
-            size += event_size(event)
-            if len(page) >= limit or size > PAGE_BYTES:
+        examined = 0
+        last: EventKey | None = after  # the scan's position: the last event looked at
+        more = False
+        for key in merged:
+            if examined >= self.filter_scan_limit:
+                more = True  # the scan stops here; the token resumes it
                 break
-            page.append(
-                {
-                    "logStreamName": stream.name,
-                    "timestamp": event.timestamp,
-                    "message": event.message,
-                    "ingestionTime": event.ingestion_time,
-                    "eventId": f"{stream.uid:020d}{key[2]:036d}",
-                }
-            )
-            last_key = key
+            stream = by_uid[key[1]]
+            event = stream.events[key[2]]
+            if matches(event.message):
+                size += event_size(event)
+                if len(page) >= limit or size > PAGE_BYTES:
+                    more = True
+                    break
+                page.append(
+                    {
+                        "logStreamName": stream.name,
+                        "timestamp": event.timestamp,
+                        "message": event.message,
+                        "ingestionTime": event.ingestion_time,
+                        "eventId": event_id(stream, key[2]),
+                    }
+                )
+            examined += 1
+            last = key
+        self.filter_scanned += examined
+
         result: dict[str, Any] = {"events": page, "searchedLogStreams": []}
-        if last_key is not None and start + len(page) < len(found):
-            result["nextToken"] = _page_token(":".join(str(p) for p in last_key))
+        every = self.filter_empty_page_every
+        if page and every > 0 and variant == 0 and self._filter_calls % every == 0:
+            # an empty page that still has a token, from where this call began
+            # (never twice in a row: the call that follows one makes progress)
+            result["events"] = []
+            result["nextToken"] = _filter_token(forward, after, variant + 1)
+        elif more:
+            result["nextToken"] = _filter_token(forward, last, 0)
         return result
+
+
+EventKey = tuple[int, int, int]  # (timestamp, stream uid, position in the stream)
+
+
+def event_id(stream: LogStream, position: int) -> str:
+    """56 digits, as CloudWatch's event ids are; the same for an event on every call."""
+    return f"{stream.uid:020d}{position:036d}"
+
+
+def _filter_token(forward: bool, key: EventKey | None, variant: int) -> str:
+    payload = {"d": "f" if forward else "b", "k": list(key) if key else None, "v": variant}
+    return _page_token(json.dumps(payload, separators=(",", ":")))
+
+
+def _read_filter_token(token: str) -> tuple[bool, EventKey | None, int]:
+    try:
+        payload = json.loads(_read_page_token(token))
+        key = payload["k"]
+        after = None if key is None else (int(key[0]), int(key[1]), int(key[2]))
+        return payload["d"] == "f", after, int(payload["v"])
+    except (ValueError, KeyError, TypeError, IndexError):
+        raise ApiError("InvalidParameterException", "The specified nextToken is invalid.") from None

@@ -142,6 +142,7 @@ class ProcessingJobs(JobTable[ProcessingJob]):
     noun = "ProcessingJob"
     what = "processing job"
     log_group = LOG_GROUP
+    detail_type = "SageMaker Processing Job State Change"
 
     def new_job(self, params: Params, now: float) -> ProcessingJob:
         return ProcessingJob(self.sagemaker, params, now)

@@ -50,14 +50,12 @@ class ApiError(Exception):
         }
 
 
-def validation_error(messages: list[str]) -> ApiError:
-    """One ``ValidationException`` listing every violation, in AWS's words."""
+def validation_error(messages: list[str], code: str = "ValidationException") -> ApiError:
+    """One error listing every violation, in AWS's words (CloudWatch Logs sends
+    them as ``InvalidParameterException``, SageMaker as ``ValidationException``)."""
     count = len(messages)
     noun = "error" if count == 1 else "errors"
-    return ApiError(
-        "ValidationException",
-        f"{count} validation {noun} detected: " + "; ".join(messages),
-    )
+    return ApiError(code, f"{count} validation {noun} detected: " + "; ".join(messages))
 
 
 @functools.cache
@@ -102,16 +100,21 @@ def _botocore_path(name: str) -> str:
 class ServiceProtocol:
     """Parsing, validation and serialization for one service model."""
 
-    def __init__(self, model: ServiceModel) -> None:
+    def __init__(
+        self, model: ServiceModel, *, validation_code: str = "ValidationException"
+    ) -> None:
         self.model = model
+        self.validation_code = validation_code  # the error code a constraint violation gets
         self.service_name: str = model.service_name
         self.target_prefix: str = model.metadata.get("targetPrefix", "")
         self._validator = ParamValidator()
         self._patterns: dict[str, re.Pattern[str] | None] = {}
 
     @classmethod
-    def for_service(cls, service_name: str) -> ServiceProtocol:
-        return cls(load_service_model(service_name))
+    def for_service(
+        cls, service_name: str, *, validation_code: str = "ValidationException"
+    ) -> ServiceProtocol:
+        return cls(load_service_model(service_name), validation_code=validation_code)
 
     def operation(self, name: str) -> OperationModel | None:
         if name not in self.model.operation_names:
@@ -189,7 +192,7 @@ class ServiceProtocol:
                 messages.append(f"Invalid value at '{path or 'input'}': {reason}")
         self._check(params, shape, "", messages)
         if messages:
-            raise validation_error(messages)
+            raise validation_error(messages, self.validation_code)
 
     def _pattern(self, pattern: str) -> re.Pattern[str] | None:
         if pattern not in self._patterns:
@@ -271,14 +274,16 @@ class ServiceProtocol:
             return b"{}"
         return json.dumps(self.to_wire(result, shape, shape.name), separators=(",", ":")).encode()
 
-    def to_wire(self, value: Any, shape: Shape, path: str) -> Any:
+    def to_wire(self, value: Any, shape: Shape, path: str, *, epoch_ms: bool = False) -> Any:
+        """``value`` as JSON of ``shape``; timestamps in epoch seconds, or in
+        whole milliseconds with ``epoch_ms`` (as EventBridge events carry them)."""
         kind = shape.type_name
         if kind == "structure":
             if not isinstance(value, Mapping):
                 raise _emulator_bug(f"{path} must be a structure, got {type(value).__name__}")
             members = shape.members
             out = {
-                key: self.to_wire(item, members[key], f"{path}.{key}")
+                key: self.to_wire(item, members[key], f"{path}.{key}", epoch_ms=epoch_ms)
                 for key, item in value.items()
                 if key in members and item is not None
             }
@@ -287,18 +292,20 @@ class ServiceProtocol:
                     raise _emulator_bug(f"response member {path}.{required} is required")
             return out
         if kind == "list":
-            return [self.to_wire(item, shape.member, f"{path}[]") for item in value]
+            return [
+                self.to_wire(item, shape.member, f"{path}[]", epoch_ms=epoch_ms) for item in value
+            ]
         if kind == "map":
             return {
-                str(key): self.to_wire(item, shape.value, f"{path}.{key}")
+                str(key): self.to_wire(item, shape.value, f"{path}.{key}", epoch_ms=epoch_ms)
                 for key, item in value.items()
             }
         if kind == "timestamp":
             if isinstance(value, dt.datetime):
                 if value.tzinfo is None:
                     value = value.replace(tzinfo=dt.timezone.utc)
-                return value.timestamp()
-            return float(value)
+                value = value.timestamp()
+            return round(float(value) * 1000) if epoch_ms else float(value)
         if kind == "blob":
             raw = value.encode() if isinstance(value, str) else bytes(value)
             return base64.b64encode(raw).decode("ascii")

@@ -10,7 +10,12 @@ calls :meth:`Scheduler.advance` with the clock's now, which runs, in order,
 every action that fell due (a job's log line reaching CloudWatch, ...). A
 resource's status is a function of its timeline and that same now. So what the
 emulator answers is a deterministic function of the clock, and a test with a
-:class:`FakeClock` decides exactly when things happen.
+:class:`FakeClock` decides exactly when things happen. (While it publishes
+events, the server also advances the world in the background when something
+falls due; advancing is idempotent, so that changes nothing of the above.)
+
+Kinds announce each change of a resource's status as a :class:`StateChange`
+to :attr:`SageMaker.listeners`, from the scheduler, at the moment it happens.
 """
 
 from __future__ import annotations
@@ -63,20 +68,56 @@ class Scheduler:
         self.now = float("-inf")
         self._queue: list[tuple[float, int, Callable[[], None]]] = []
         self._seq = itertools.count()
+        self.running = False  # inside advance(): an action due now joins this run
 
     def at(self, when: float, action: Callable[[], None]) -> None:
         heapq.heappush(self._queue, (when, next(self._seq), action))
 
+    def at_or_now(self, when: float, action: Callable[[], None]) -> None:
+        """Like :meth:`at`, but an action already due outside an advance runs
+        at once: a request's own changes (a job created, a job stopped) are
+        seen by that request."""
+        if when <= self.now and not self.running:
+            action()
+        else:
+            self.at(when, action)
+
     def advance(self, now: float) -> float:
         """Run every action due by ``now``, oldest first. Time never goes back."""
         self.now = max(self.now, now)
-        while self._queue and self._queue[0][0] <= self.now:
-            _when, _seq, action = heapq.heappop(self._queue)
-            action()
+        if self.running:
+            return self.now  # an action's own look at the time: the loop below goes on
+        self.running = True
+        try:
+            while self._queue and self._queue[0][0] <= self.now:
+                _when, _seq, action = heapq.heappop(self._queue)
+                action()
+        finally:
+            self.running = False
         return self.now
 
     def pending(self) -> int:
         return len(self._queue)
+
+    def next_due(self) -> float | None:
+        """When the earliest queued action is due, if any is queued."""
+        return self._queue[0][0] if self._queue else None
+
+
+@dataclass(frozen=True)
+class StateChange:
+    """A resource moved to a new status (or secondary status), at ``at`` on the
+    world's clock. ``detail`` describes it as of that moment; call it then,
+    while the world is still there (it is built only if someone listens)."""
+
+    detail_type: str  # the EventBridge detail-type, e.g. "SageMaker Training Job State Change"
+    arn: str
+    at: float
+    describe: str  # the Describe* operation whose output shape ``detail`` has
+    detail: Callable[[], Result]
+    # a status the resource may stay in for good (a terminal one): an event
+    # held back to be delivered out of order is never one of these
+    settled: bool
 
 
 class SageMaker:
@@ -105,6 +146,8 @@ class SageMaker:
         self.operations: dict[str, Handler] = {}
         self.tags: dict[str, list[dict[str, str]]] = {}  # by resource ARN
         self.kinds: dict[str, object] = {}  # kind module name -> its state, for tests
+        # told of every StateChange as it happens (the EventBridge publisher)
+        self.listeners: list[Callable[[StateChange], None]] = []
         self.register("AddTags", self._add_tags)
         self.register("ListTags", self._list_tags)
         self.register("DeleteTags", self._delete_tags)
@@ -115,6 +158,10 @@ class SageMaker:
         if self.scheduler.now == float("-inf"):
             return self.scheduler.advance(self.clock())
         return self.scheduler.now
+
+    def state_changed(self, change: StateChange) -> None:
+        for listener in self.listeners:
+            listener(change)
 
     def register(self, operation: str, handler: Handler) -> None:
         if self.protocol.operation(operation) is None:
@@ -247,9 +294,11 @@ SortKey = Callable[[Result], Any]
 
 @dataclass(frozen=True)
 class Listing:
-    """How one List* operation answers: NameContains, StatusEquals,
-    CreationTime*/LastModifiedTime*, SortBy (Name, CreationTime, Status),
-    SortOrder, MaxResults and NextToken over the summaries of every resource.
+    """How a small List* answers (a tuning job's children): NameContains,
+    StatusEquals, CreationTime*/LastModifiedTime*, SortBy (Name, CreationTime,
+    Status), SortOrder, MaxResults and NextToken over the summaries of every
+    resource. The List* of a whole kind is answered from its index instead
+    (:mod:`runner.emulator.listing`).
     """
 
     name: str  # the summary member naming a resource, e.g. "TrainingJobName"

@@ -13,11 +13,22 @@ access key id in its credential scope: a key on the FaultConfig's
 expired token or a bad signature (:mod:`runner.emulator.auth`). Operations on
 its ``deny`` lists get AccessDenied.
 
-Admin endpoints, for tests in another process:
+Every request is counted by operation and second (:mod:`runner.emulator.rates`).
+Given an EventBridge endpoint (``events_url``), every state change of every job
+kind is published there (:mod:`runner.emulator.eventbridge`); the world is then
+also advanced in the background, at each moment something falls due, so that
+events go out when their change happens even while no request comes in.
+
+Admin endpoints, for tests and benchmarks in another process:
 ``GET /_emulator/health``, ``GET /_emulator/requests``,
 ``GET /_emulator/faults`` and ``POST /_emulator/faults`` (a FaultConfig as JSON),
 ``GET /_emulator/identities`` and ``POST /_emulator/identities`` (a JSON object
-of access key id -> principal ARN, replacing the mapping).
+of access key id -> principal ARN, replacing the mapping),
+``GET /_emulator/rates`` (calls per operation: total and peak per second;
+process CPU) and ``POST /_emulator/rates`` (start counting afresh),
+``GET /_emulator/events`` (endpoint, faults, counters, pending) and
+``POST /_emulator/events`` (``{"url": ..., "faults": {...}}``, either optional;
+a null url stops publishing).
 """
 
 from __future__ import annotations
@@ -45,8 +56,10 @@ from runner.emulator.auth import (
     refusal_error,
     resource_arn,
 )
-from runner.emulator.logs import LogsService, LogStore
+from runner.emulator.eventbridge import EventFaults, EventPublisher
+from runner.emulator.logs import FILTER_SCAN_LIMIT, LogsService, LogStore
 from runner.emulator.protocol import JSON_CONTENT_TYPE, ApiError, ServiceProtocol, decode_body
+from runner.emulator.rates import RateCounter
 from runner.emulator.resources import Handler, SageMaker, Scheduler, call_handler, install_kinds
 from runner.emulator.sts import (
     FORM_CONTENT_TYPE,
@@ -73,6 +86,10 @@ class FaultConfig:
     operations: frozenset[str] | None = None  # operation names faults apply to; None = all
     seed: int | None = None  # seeds the fault RNG, for repeatable runs
     empty_page_every: int = 0  # every Nth GetLogEvents returns an empty page with a new token
+    # every Nth FilterLogEvents page that has events comes back empty, with a token
+    filter_empty_page_every: int = 0
+    # events one FilterLogEvents call looks at, at most (0: the default, 10,000)
+    filter_scan_limit: int = 0
     # access key id -> how every request it signs is refused: "invalid_key",
     # "expired_token" or "bad_signature"
     refused_keys: dict[str, KeyRefusal] = field(default_factory=dict)
@@ -126,8 +143,16 @@ class FaultConfig:
         for name in ("throttle", "server_error", "drop"):
             if not 0.0 <= float(getattr(config, name)) <= 1.0:
                 raise ValueError(f"{name} is a probability, between 0 and 1")
-        if config.latency < 0 or config.empty_page_every < 0:
-            raise ValueError("latency and empty_page_every must not be negative")
+        if min(
+            config.latency,
+            config.empty_page_every,
+            config.filter_empty_page_every,
+            config.filter_scan_limit,
+        ) < 0:
+            raise ValueError(
+                "latency, empty_page_every, filter_empty_page_every and filter_scan_limit "
+                "must not be negative"
+            )
         return config
 
 
@@ -158,6 +183,8 @@ class Emulator:
     :class:`~runner.emulator.resources.FakeClock` to drive it by hand).
     ``identities`` maps access key ids to the principal ARNs STS names for
     them (by default an IAM user of ``account`` named after the key).
+    ``events_url`` is an EventBridge endpoint to publish every state change
+    to (settable later: :attr:`events_url`), with ``event_faults``.
     """
 
     def __init__(
@@ -167,6 +194,8 @@ class Emulator:
         account: str = "123456789012",
         clock: Callable[[], float] = time.time,
         faults: FaultConfig | None = None,
+        events_url: str | None = None,
+        event_faults: EventFaults | None = None,
     ) -> None:
         self.region = region
         self.account = account
@@ -182,6 +211,14 @@ class Emulator:
             scheduler=self.scheduler,
         )
         install_kinds(self.sagemaker)
+        self.events = EventPublisher(self.sagemaker, url=events_url, faults=event_faults)
+        self.sagemaker.listeners.append(self.events.submit)
+        self.rates = RateCounter(clock)
+        self._ticker: asyncio.Task[None] | None = None
+        self._publishing = asyncio.Event()  # set while events_url is
+        if events_url is not None:
+            self._publishing.set()
+        self.tick_error: BaseException | None = None  # what stopped the background ticks
         self.services: dict[str, Service] = {
             s.protocol.target_prefix: s
             for s in (
@@ -214,6 +251,26 @@ class Emulator:
         self._faults = config
         self._rng = random.Random(config.seed)
         self.logs_service.empty_page_every = config.empty_page_every
+        self.logs_service.filter_empty_page_every = config.filter_empty_page_every
+        self.logs_service.filter_scan_limit = config.filter_scan_limit or FILTER_SCAN_LIMIT
+
+    @property
+    def events_url(self) -> str | None:
+        """The EventBridge endpoint state changes go to; None: they go nowhere."""
+        return self.events.url
+
+    @events_url.setter
+    def events_url(self, url: str | None) -> None:
+        self.events.url = url
+        if url is None:
+            self._publishing.clear()
+        else:
+            self._publishing.set()
+
+    def rates_report(self) -> dict[str, Any]:
+        """Calls per operation (total, peak per second) and this process's CPU:
+        what ``GET /_emulator/rates`` answers."""
+        return self.rates.report()
 
     def refuse_key(self, access_key_id: str, how: KeyRefusal = "invalid_key") -> None:
         """Turn away every request ``access_key_id`` signs, as AWS would for ``how``:
@@ -228,8 +285,9 @@ class Emulator:
         self._faults = replace(self._faults, refused_keys=refused)
 
     def count(self, operation: str) -> int:
-        """How many requests for ``operation`` arrived (faulted ones included)."""
-        return sum(1 for _service, op, _params in self.requests if op == operation)
+        """How many requests for ``operation`` arrived (faulted ones included)
+        since the rate counters were last reset."""
+        return self.rates.total(operation)
 
     def advance(self) -> float:
         """Bring the world up to the clock: statuses and due log lines."""
@@ -251,19 +309,46 @@ class Emulator:
         app.router.add_post("/_emulator/faults", self._set_faults)
         app.router.add_get("/_emulator/identities", self._get_identities)
         app.router.add_post("/_emulator/identities", self._set_identities)
+        app.router.add_get("/_emulator/rates", self._get_rates)
+        app.router.add_post("/_emulator/rates", self._reset_rates)
+        app.router.add_get("/_emulator/events", self._get_events)
+        app.router.add_post("/_emulator/events", self._set_events)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         self._site = web.TCPSite(self._runner, host, port)
         await self._site.start()
         bound_port = self._runner.addresses[0][1]
         self.url = f"http://{host}:{bound_port}"
+        self.rates.reset()
+        self.events.start()
+        self._ticker = asyncio.create_task(self._tick())
         return self.url
 
     async def stop(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+            await asyncio.gather(self._ticker, return_exceptions=True)
+            self._ticker = None
+        await self.events.stop()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
             self._site = None
+
+    async def _tick(self) -> None:
+        """While events are published, advance the world whenever something is
+        due, so that each change is published when it happens, requests or not.
+        (Requests advance it too; advancing twice to the same time is a no-op.)"""
+        try:
+            while True:
+                await self._publishing.wait()
+                due = self.scheduler.next_due()
+                wait = TICK_MAX if due is None else min(max(due - self.clock(), 0.0), TICK_MAX)
+                await asyncio.sleep(max(wait, TICK_MIN))
+                if self._publishing.is_set():
+                    self.advance()
+        except Exception as error:  # a bug in a scheduled action: keep it for the tests
+            self.tick_error = error
 
     async def __aenter__(self) -> Emulator:
         if self._runner is None:
@@ -315,6 +400,7 @@ class Emulator:
         except ApiError as error:
             wire, unreadable = {}, error
         self.requests.append((service.name, operation_name, wire))
+        self.rates.count(operation_name)
         self._authenticate(caller, operation_name)
         if unreadable is not None:
             raise unreadable
@@ -352,6 +438,7 @@ class Emulator:
         action = form.get("Action", "")
         params: dict[str, Any] = {k: v for k, v in form.items() if k not in ("Action", "Version")}
         self.requests.append((self.sts.name, action, params))
+        self.rates.count(action)
         self._authenticate(caller, action)
         if unreadable is not None:
             raise unreadable
@@ -453,6 +540,36 @@ class Emulator:
             return web.json_response({"error": str(exc)}, status=400)
         return web.json_response(self._faults.to_json())
 
+    async def _get_rates(self, request: web.Request) -> web.StreamResponse:
+        return web.json_response(self.rates_report())
+
+    async def _reset_rates(self, request: web.Request) -> web.StreamResponse:
+        self.rates.reset()
+        return web.json_response(self.rates_report())
+
+    async def _get_events(self, request: web.Request) -> web.StreamResponse:
+        return web.json_response(self.events.report())
+
+    async def _set_events(self, request: web.Request) -> web.StreamResponse:
+        try:
+            data = await request.json()
+            if not isinstance(data, dict) or set(data) - {"url", "faults"}:
+                raise ValueError('a JSON object with "url" and/or "faults" is required')
+            faults = None
+            if "faults" in data:
+                if not isinstance(data["faults"], dict):
+                    raise ValueError("faults is a JSON object of EventFaults fields")
+                faults = EventFaults.from_json(data["faults"])
+            url = data.get("url", self.events_url)
+            if url is not None and not (isinstance(url, str) and url.startswith("http")):
+                raise ValueError("url is an http(s) endpoint URL or null")
+        except (ValueError, TypeError) as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        if faults is not None:
+            self.events.faults = faults
+        self.events_url = url
+        return web.json_response(self.events.report())
+
     async def _get_identities(self, request: web.Request) -> web.StreamResponse:
         return web.json_response(dict(self.identities))
 
@@ -466,6 +583,12 @@ class Emulator:
             return web.json_response({"error": str(exc)}, status=400)
         return web.json_response(dict(self.identities))
 
+
+# Background advances while publishing: no sooner than TICK_MIN after the last
+# (changes due close together go out together), no later than TICK_MAX (a
+# clock that is moved by hand, or an action queued meanwhile, is noticed).
+TICK_MIN = 0.02
+TICK_MAX = 0.25
 
 # "Credential=AKID/20261201/us-east-1/sts/aws4_request": the key id and the
 # service the request was signed for.
@@ -481,15 +604,21 @@ def _is_query_call(request: web.Request) -> bool:
     return request.content_type == FORM_CONTENT_TYPE
 
 
-def serve(host: str = "127.0.0.1", port: int = 0, region: str = "us-east-1") -> None:
-    """Run an emulator until SIGINT or SIGTERM, printing its URL first."""
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 0,
+    region: str = "us-east-1",
+    events_url: str | None = None,
+) -> None:
+    """Run an emulator until SIGINT or SIGTERM, printing its URL first;
+    ``events_url``: an EventBridge endpoint to publish state changes to."""
 
     async def main() -> None:
         stopped = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stopped.set)
-        emulator = Emulator(region=region)
+        emulator = Emulator(region=region, events_url=events_url)
         await emulator.start(host, port)
         try:
             print(emulator.url, flush=True)

@@ -32,9 +32,9 @@ Behaviour tags (in the request's ``Tags``; all optional):
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 from runner.emulator.jobs import (
     LATE_INGESTION,
@@ -270,7 +270,15 @@ class TrainingJob(EmulatedJob):
         }
         if state.status in TERMINAL:
             summary["TrainingEndTime"] = state.start
+        plan = self.training_plan
+        if plan is not None:
+            summary["TrainingPlanArn"] = plan
         return summary
+
+    @property
+    def training_plan(self) -> str | None:
+        plan = (self.request.get("ResourceConfig") or {}).get("TrainingPlanArn")
+        return str(plan) if plan else None
 
 
 def instance_count(resource_config: Params) -> int:
@@ -297,9 +305,17 @@ class TrainingJobs(JobTable[TrainingJob]):
     noun = "TrainingJob"
     what = "training job"
     log_group = LOG_GROUP
+    detail_type = "SageMaker Training Job State Change"
 
     def new_job(self, params: Params, now: float) -> TrainingJob:
         return TrainingJob(self.sagemaker, params, now)
+
+    def list_filters(self) -> Mapping[str, Callable[[TrainingJob, Any], bool]]:
+        return {
+            "TrainingPlanArnEquals": lambda job, arn: job.training_plan == arn,
+            # no emulated job keeps a warm pool
+            "WarmPoolStatusEquals": lambda job, status: False,
+        }
 
     async def check(self, params: Params) -> None:
         check_spot(params)
@@ -310,12 +326,6 @@ class TrainingJobs(JobTable[TrainingJob]):
         self.refuse_existing(params[self.name_member])
         check_spot(params)
         return self.start(params, created)
-
-    def list(self, params: Params) -> Result:
-        result = super().list(params)
-        if params.get("WarmPoolStatusEquals") is not None:
-            result[self.listing.summaries] = []  # no emulated job keeps a warm pool
-        return result
 
 
 def install_kind(sagemaker: SageMaker) -> None:

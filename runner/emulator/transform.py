@@ -153,6 +153,8 @@ class TransformJobs(JobTable[TransformJob]):
     noun = "TransformJob"
     what = "transform job"
     log_group = LOG_GROUP
+    detail_type = "SageMaker Transform Job State Change"
+    default_order = "Descending"  # as ListTransformJobs documents it
 
     def new_job(self, params: Params, now: float) -> TransformJob:
         return TransformJob(self.sagemaker, params, now)

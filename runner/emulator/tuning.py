@@ -24,6 +24,10 @@ children; the tuning job is Stopping until they are all Stopped, then Stopped.
 ``WarmStartConfig`` is checked (its parents must exist) and echoed, and with it
 ``OverallBestTrainingJob`` covers the parents' best jobs too.
 
+Each change of the tuning job's status (InProgress at creation, Stopping,
+and its end) moves it in the ListHyperParameterTuningJobs index and is
+announced (EventBridge); its children's changes are those of training jobs.
+
 Not emulated: early stopping, ``TuningJobCompletionCriteria``,
 ``ResourceLimits.MaxRuntimeInSeconds``, retries of children, Autotune (echoed).
 
@@ -53,18 +57,21 @@ from dataclasses import dataclass
 from typing import Any
 
 from runner.emulator.jobs import TERMINAL
+from runner.emulator.listing import ListIndex
 from runner.emulator.protocol import ApiError, Params
 from runner.emulator.resources import (
     BEHAVIOUR_TAG_PREFIX,
     Listing,
     Result,
     SageMaker,
+    StateChange,
     TagReader,
     stable_fraction,
 )
 from runner.emulator.training import TrainingJob, TrainingJobs
 
 DEFAULT_MAX_JOBS = 10
+DETAIL_TYPE = "SageMaker HyperParameter Tuning Job State Change"
 DEFAULT_CHILD_DURATION = 6.0
 OBJECTIVE_KEY = "_tuning_objective_metric"
 CHILD_OUTCOMES = ("Completed", "Failed")
@@ -276,6 +283,8 @@ class TuningJob:
         self.ended: float | None = None
         self.failure_reason: str | None = None
         self._wakeup = 0  # only the latest scheduled check acts
+        # told of each change of status (the job's table indexes and announces it)
+        self.changed: Callable[[TuningJob], None] = lambda job: None
 
     @staticmethod
     def _definitions(params: Params) -> list[Definition]:
@@ -412,6 +421,7 @@ class TuningJob:
         self.status = status
         self.ended = self.last_modified = when
         self.failure_reason = reason
+        self.changed(self)
 
     def stop(self, trainings: TrainingJobs, now: float) -> None:
         if self.status in TERMINAL:
@@ -423,6 +433,7 @@ class TuningJob:
             return
         self.status = "Stopping"
         self.last_modified = now
+        self.changed(self)
         for child in self.children:
             if child.job.current(now).status == "InProgress":
                 child.job.stop(now)
@@ -549,12 +560,6 @@ def pick_best_summary(summaries: list[Result], objective_type: str) -> Result:
 
 # -- the operations ------------------------------------------------------------
 
-JOBS = Listing(
-    name="HyperParameterTuningJobName",
-    status="HyperParameterTuningJobStatus",
-    summaries="HyperParameterTuningJobSummaries",
-    default_sort="Name",
-)
 CHILDREN = Listing(
     name="TrainingJobName",
     status="TrainingJobStatus",
@@ -579,6 +584,11 @@ class TuningJobs:
             "DescribeHyperParameterTuningJob"
         ).output_shape
         self._echoed = frozenset(shape.members)
+        self.index: ListIndex[TuningJob] = ListIndex(
+            summaries="HyperParameterTuningJobSummaries",
+            summary=lambda job, now: job.summary(now),
+            default_sort="Name",
+        )
 
     def install(self) -> None:
         for operation, handler in (
@@ -634,8 +644,25 @@ class TuningJobs:
         job = TuningJob(self.sagemaker, params, now)
         self.jobs[name.lower()] = job
         self.sagemaker.add_resource(job.arn, params.get("Tags"))
+        self.index.add(job, job.name, job.created, job.status, job.last_modified)
+        job.changed = self._changed
+        self._changed(job)
         job.check(self.trainings, now)
         return {"HyperParameterTuningJobArn": job.arn}
+
+    def _changed(self, job: TuningJob) -> None:
+        at = job.last_modified
+        self.index.move(job.name, job.status, at)
+        self.sagemaker.state_changed(
+            StateChange(
+                detail_type=DETAIL_TYPE,
+                arn=job.arn,
+                at=at,
+                describe="DescribeHyperParameterTuningJob",
+                detail=lambda: job.describe(at, self._echo, self._parents(job)),
+                settled=job.status in TERMINAL,
+            )
+        )
 
     def describe(self, params: Params) -> Result:
         job = self.job(params["HyperParameterTuningJobName"])
@@ -646,8 +673,7 @@ class TuningJobs:
         return {}
 
     def list(self, params: Params) -> Result:
-        now = self.sagemaker.now
-        return JOBS.answer((job.summary(now) for job in self.jobs.values()), params)
+        return self.index.answer(params, self.sagemaker.now)
 
     def list_training_jobs(self, params: Params) -> Result:
         job = self.job(params["HyperParameterTuningJobName"])
