@@ -10,6 +10,11 @@ are sized for the region (:func:`default_rates`); a region we have no numbers
 for gets the smallest ones published. Where the account may read them,
 :func:`quotas_from_service_quotas` sizes them by the account's own quotas.
 
+AWS counts calls per second, so besides the bucket (which saves unused tokens
+up to ``burst``) no one-second window may hold more calls than the rate: saved
+tokens let a caller go at once after a quiet spell, never let a second hold
+``burst + rate`` calls.
+
 When tokens are short, waiters are served by :class:`Priority`: first the calls
 that end jobs (a terminal describe, a final drain), then live polls and reads,
 then rediscovery. Within one priority they are served first come, first
@@ -36,6 +41,7 @@ import heapq
 import itertools
 import math
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -404,6 +410,24 @@ class _Bucket:
         self.wait_seconds = 0.0
         self.acquired_by = dict.fromkeys(Priority, 0)
         self.waited_by = dict.fromkeys(Priority, 0.0)
+        self.recent: deque[float] = deque()  # when the calls of the last second were let go
+
+    def window_wait(self, now: float) -> float:
+        """Seconds until one more call keeps every one-second window at or under
+        the rate: AWS counts calls per second, and a full bucket would otherwise
+        let ``burst + rate`` go in one second."""
+        if math.isinf(self.rate):
+            return 0.0
+        cap = max(1, math.floor(self.rate + _EPSILON))
+        while self.recent and self.recent[0] <= now - 1.0:
+            self.recent.popleft()
+        if len(self.recent) < cap:
+            return 0.0
+        return self.recent[len(self.recent) - cap] + 1.0 - now
+
+    def take(self, now: float) -> None:
+        self.tokens -= 1.0
+        self.recent.append(now)
 
     def _limits(self) -> None:
         # a family that is throttled down stays above this many calls per second
@@ -514,8 +538,8 @@ class Budgets:
             return
         if not bucket.queue:
             bucket.advance(arrived)
-            if wait_time(bucket.tokens, bucket.rate) <= 0:
-                bucket.tokens -= 1.0
+            if wait_time(bucket.tokens, bucket.rate) <= 0 and bucket.window_wait(arrived) <= 0:
+                bucket.take(arrived)
                 bucket.served(priority, 0.0)
                 return
         waiter = _Waiter(precedence(priority, arrived, self.aging), next(self._arrivals))
@@ -537,11 +561,12 @@ class Budgets:
                 waiter.wake = anyio.Event()
                 await waiter.wake.wait()
                 continue
-            bucket.advance(self._clock())
-            delay = wait_time(bucket.tokens, bucket.rate)
+            now = self._clock()
+            bucket.advance(now)
+            delay = max(wait_time(bucket.tokens, bucket.rate), bucket.window_wait(now))
             if delay <= 0:
                 heapq.heappop(bucket.queue)
-                bucket.tokens -= 1.0
+                bucket.take(now)
                 bucket.wake_first()
                 return
             bucket.sleeper = waiter
