@@ -1,27 +1,27 @@
 """Fan-out benchmark: one process, one Runner, N concurrent training jobs.
 
-    python bench/fanout.py                      # 100 jobs, AWS-sized budgets
-    python bench/fanout.py -n 300 --rates sagemaker.create=20
-    python bench/fanout.py -n 1000 --rates sagemaker=inf,logs=inf --json out.json
+    python -m bench.fanout --jobs 1000 --instances 2 --duration 120 --lines 50 \\
+        --strategy list --create-rate 20
 
-Starts the emulator (in this process by default, or as a child process with
-``--emulator process`` so that the figures are the runner's alone), submits N
-training jobs through one :class:`runner.Runner` with ``Settings.fast()``
-timings, waits for all of them and reports: wall time, jobs completed per
-second, AWS calls by operation and per job, log lines delivered against the
-lines written, peak RSS, CPU time, how long calls waited for budget tokens,
-how late the runner saw each job end, and how late the event loop woke up.
+The emulator runs in its own process (so its CPU is not the runner's), and for
+``--strategy events`` moto runs in another one: the emulator publishes its
+state changes to moto's EventBridge, whose rule delivers them to moto's SQS
+queue, which the runner reads. The runner works with **production timings**
+(``Settings()``) and the budgets it would use in us-east-1; only the create
+rate may be raised (``--create-rate``), to load the emulator quickly.
 
-Budgets default to the runner's own (sized under AWS quotas). The emulator is
-not AWS, so ``--rates`` and ``--bursts`` override them per family
-(``family=value,...``; a family is ``sagemaker.describe``, ``logs.get``, ...,
-a service name alone sets all its families, ``inf`` lifts the limit).
+The last line printed is one JSON object: outcomes and wall time; detection
+lag (SageMaker's end time → the runner saw the terminal status) and result
+lag (end time → the job's result); log lines expected, delivered and
+duplicated, and their latency (the line's timestamp → printed); AWS calls per
+job by operation; the peak per-second rate of each operation as the emulator
+counted it, against its budget; the runner's CPU and peak RSS, and the
+emulator's CPU. Above it, a readable summary.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import math
 import os
@@ -31,90 +31,55 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.request
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager, nullcontext
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import anyio
 
-from runner import (
-    AwsConfig,
-    Event,
-    Finished,
-    LogLine,
-    Outcome,
-    Runner,
-    Settings,
-    StatusChanged,
-    Submitted,
-)
-from runner.budget import DEFAULT_RATES, Budgets
+from handlers import KINDS
+from runner import AwsConfig, Event, Finished, LogLine, Outcome, Settings, StatusChanged
+from runner.budget import Budgets, family_of
+from runner.engine import Runner
 
 ROOT = Path(__file__).resolve().parent.parent
 ROLE = "arn:aws:iam::123456789012:role/SageMakerExecution"
 IMAGE = "382416733822.dkr.ecr.us-east-1.amazonaws.com/kmeans:1"
 TERMINAL = frozenset({"Completed", "Failed", "Stopped"})
-
-
-# ----------------------------------------------------------------- arguments
-
-
-def parse_pairs(text: str, known_families: Iterable[str]) -> dict[str, float]:
-    """``"sagemaker.describe=50,logs=inf"`` -> per-family values; a service name
-    alone (``logs``) stands for each of its known families."""
-    families = list(known_families)
-    values: dict[str, float] = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        name, sep, raw = item.partition("=")
-        if not sep:
-            raise argparse.ArgumentTypeError(f"{item!r}: expected family=value")
-        value = float(raw)
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"{item!r}: must be positive")
-        name = name.strip()
-        if "." in name:
-            values[name] = value
-        else:
-            matched = [f for f in families if f.startswith(name + ".")]
-            if not matched:
-                raise argparse.ArgumentTypeError(f"{name!r}: no such service or family")
-            values.update(dict.fromkeys(matched, value))
-    return values
+REGION = "us-east-1"
+CREDENTIALS = ("bench", "bench")
+STRATEGIES = ("auto", "describe", "list", "events")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("-n", "--jobs", type=int, default=100, help="training jobs (default 100)")
-    parser.add_argument("--duration", type=float, default=5.0,
-                        help="seconds each job runs on the emulator (default 5)")
+    parser = argparse.ArgumentParser(prog="python -m bench.fanout",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--jobs", "-n", type=int, default=100, help="training jobs (default 100)")
     parser.add_argument("--instances", type=int, default=2, help="instances per job (default 2)")
-    parser.add_argument("--lines", type=int, default=5,
-                        help="log lines per instance (default 5)")
-    parser.add_argument("--rates", default="",
-                        help="budget rates, family=calls/s,... (see the module docstring)")
-    parser.add_argument("--bursts", default="", help="budget bursts, family=tokens,...")
+    parser.add_argument("--duration", type=float, default=120.0,
+                        help="seconds each job runs (default 120)")
+    parser.add_argument("--lines", type=int, default=50, help="log lines per instance (default 50)")
+    parser.add_argument("--strategy", choices=STRATEGIES, default="auto",
+                        help="how the runner watches status (default auto)")
+    parser.add_argument("--create-rate", type=float,
+                        help="raise the Create* budget to this many calls/s (and its burst)")
     parser.add_argument("--settings", default="",
-                        help="Settings.fast() overrides, name=seconds,... (e.g. poll_max=2)")
-    parser.add_argument("--pool", type=int, default=100,
-                        help="HTTP connections per client (AwsConfig.max_pool_connections)")
-    parser.add_argument("--emulator", choices=("in-process", "process"), default="in-process",
-                        help="where the emulator runs (default: in this process)")
-    parser.add_argument("--json", type=Path, help="also write the report as JSON here")
+                        help="overrides of the production Settings(), name=value,... "
+                        "(recorded in the report; the targets are for none)")
+    parser.add_argument("--json", type=Path, help="also write the report here")
     return parser
 
 
 def settings_from(text: str) -> Settings:
-    overrides: dict[str, object] = {}
+    overrides: dict[str, Any] = {}
     for item in filter(None, (part.strip() for part in text.split(","))):
         name, _, raw = item.partition("=")
-        overrides[name.strip()] = float(raw)
-    return Settings.fast(**overrides)
-
-
-# ----------------------------------------------------------------- the jobs
+        overrides[name.strip()] = int(raw) if raw.strip().isdigit() else float(raw)
+    return Settings(**overrides)
 
 
 def training_request(index: int, args: argparse.Namespace) -> dict[str, Any]:
@@ -122,23 +87,14 @@ def training_request(index: int, args: argparse.Namespace) -> dict[str, Any]:
         "AlgorithmSpecification": {"TrainingImage": IMAGE, "TrainingInputMode": "File"},
         "RoleArn": ROLE,
         "HyperParameters": {"k": str(10 + index % 10), "feature_dim": "784"},
-        "InputDataConfig": [
-            {
-                "ChannelName": "train",
-                "DataSource": {
-                    "S3DataSource": {
-                        "S3DataType": "S3Prefix",
-                        "S3Uri": "s3://my-bucket/mnist/train",
-                    }
-                },
-            }
-        ],
+        "InputDataConfig": [{
+            "ChannelName": "train",
+            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix",
+                                            "S3Uri": "s3://my-bucket/mnist/train"}},
+        }],
         "OutputDataConfig": {"S3OutputPath": "s3://my-bucket/fanout/output"},
-        "ResourceConfig": {
-            "InstanceType": "ml.m5.large",
-            "InstanceCount": args.instances,
-            "VolumeSizeInGB": 10,
-        },
+        "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": args.instances,
+                           "VolumeSizeInGB": 10},
         "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
         "Tags": [
             {"Key": "smrun:emulator:duration", "Value": str(args.duration)},
@@ -147,23 +103,32 @@ def training_request(index: int, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+# ----------------------------------------------------------------- what the bus shows
+
+
 @dataclass
 class Tally:
-    """What the bus delivered, counted as it goes by (no event is kept)."""
+    """What the bus delivered, counted as it goes by (log lines are not kept)."""
 
     lines: Counter[str] = field(default_factory=Counter)
-    submitted: dict[str, float] = field(default_factory=dict)
+    seen: set[tuple[str, str, int, str]] = field(default_factory=set)
+    duplicated: int = 0
+    latency: list[float] = field(default_factory=list)
     terminal: dict[str, float] = field(default_factory=dict)
     finished: dict[str, float] = field(default_factory=dict)
-    created: dict[str, float] = field(default_factory=dict)  # SageMaker's CreationTime
-    ended: dict[str, float] = field(default_factory=dict)  # SageMaker's end time
+    created: dict[str, float] = field(default_factory=dict)
+    ended: dict[str, float] = field(default_factory=dict)
     outcomes: Counter[str] = field(default_factory=Counter)
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, LogLine):
-            self.lines[event.job] += 1
-        elif isinstance(event, Submitted):
-            self.submitted[event.job] = event.time
+            key = (event.job, event.stream, event.timestamp, event.message)
+            if key in self.seen:
+                self.duplicated += 1
+            else:
+                self.seen.add(key)
+                self.lines[event.job] += 1
+            self.latency.append(event.time - event.timestamp / 1000.0)
         elif isinstance(event, StatusChanged):
             if event.status in TERMINAL and event.job not in self.terminal:
                 self.terminal[event.job] = event.time
@@ -176,46 +141,44 @@ class Tally:
             self.outcomes[event.result.outcome.value] += 1
 
 
-@dataclass
-class LoopLag:
-    """How late a 50 ms sleep wakes up: the event loop's responsiveness under load."""
-
-    period: float = 0.05
-    samples: list[float] = field(default_factory=list)
-
-    async def run(self) -> None:
-        while True:
-            started = time.perf_counter()
-            await anyio.sleep(self.period)
-            self.samples.append(time.perf_counter() - started - self.period)
-
-
-@asynccontextmanager
-async def in_process_emulator() -> AsyncIterator[str]:
-    from runner.emulator import Emulator
-
-    async with Emulator() as emulator:
-        yield emulator.url
+# ----------------------------------------------------------------- child processes
 
 
 @contextmanager
-def emulator_process() -> Iterator[str]:
-    """``smrun emulator`` in a child process: its URL, until the block ends."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "runner.cli", "emulator", "--port", "0"],
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    )
+def child(argv: list[str], what: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """A child process that prints its URL on its first line; (url, process)."""
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, cwd=ROOT)
     try:
         assert proc.stdout is not None
-        yield proc.stdout.readline().strip()
+        url = proc.stdout.readline().strip()
+        if not url.startswith("http"):
+            raise RuntimeError(f"{what} did not start (printed {url!r})")
+        yield url, proc
     finally:
         proc.terminate()
         proc.wait(timeout=30)
 
 
-# ----------------------------------------------------------------- the run
+MOTO = """
+import signal, sys, threading
+from moto.server import ThreadedMotoServer
+server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+server.start()
+host, port = server.get_host_and_port()
+print(f"http://{host}:{port}", flush=True)
+stop = threading.Event()
+signal.signal(signal.SIGTERM, lambda *a: stop.set())
+stop.wait()
+server.stop()
+"""
+
+
+def admin(url: str, path: str) -> Any:
+    with urllib.request.urlopen(f"{url}/_emulator/{path}", timeout=30) as response:
+        return json.load(response)
+
+
+# ----------------------------------------------------------------- figures
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
@@ -226,11 +189,8 @@ def percentiles(values: list[float]) -> dict[str, float]:
     def at(q: float) -> float:
         return ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)]
 
-    return {
-        "p50": round(statistics.median(ordered), 3),
-        "p95": round(at(0.95), 3),
-        "max": round(ordered[-1], 3),
-    }
+    return {"p50": round(statistics.median(ordered), 2), "p95": round(at(0.95), 2),
+            "max": round(ordered[-1], 2)}
 
 
 def cpu_seconds(who: int) -> float:
@@ -238,156 +198,170 @@ def cpu_seconds(who: int) -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-async def bench(args: argparse.Namespace, url: str | None) -> dict[str, Any]:
-    rates = parse_pairs(args.rates, DEFAULT_RATES)
-    bursts = parse_pairs(args.bursts, DEFAULT_RATES)
+def peak_rates(operations: Mapping[str, Any], budgets: Budgets) -> dict[str, dict[str, Any]]:
+    """Per operation the emulator served: its peak calls in one second, against
+    the rate of the budget family it draws from."""
+    limits = {f: s.max_rate for f, s in budgets.stats().items()}
+    out: dict[str, dict[str, Any]] = {}
+    for operation, row in sorted(operations.items()):
+        service = "logs" if _is_logs(operation) or operation.endswith("LogEvents") else (
+            "sts" if operation == "GetCallerIdentity" else "sagemaker")
+        family = family_of(service, operation)
+        budget = limits.get(family)
+        peak = int(row.get("peak_per_second", 0))
+        out[operation] = {"peak": peak, "family": family, "budget": budget,
+                          "over": budget is not None and peak > budget + 1e-9}
+    return out
+
+
+# ----------------------------------------------------------------- the run
+
+
+async def drive(args: argparse.Namespace, url: str, moto: str | None) -> dict[str, Any]:
     settings = settings_from(args.settings)
+    rates: dict[str, float] = {}
+    bursts: dict[str, float] = {}
+    if args.create_rate:
+        rates["sagemaker.create"] = bursts["sagemaker.create"] = args.create_rate
+    budgets = Budgets(rates, bursts=bursts, region=REGION)
+    config = AwsConfig(region=REGION, endpoint_url=url, logs_endpoint_url=url,
+                       sts_endpoint_url=url, static_credentials=CREDENTIALS,
+                       max_pool_connections=100, sqs_endpoint_url=moto, events_endpoint_url=moto)
     tally = Tally()
-    lag = LoopLag()
+    queue_url: str | None = None
+    if args.strategy == "events":
+        assert moto is not None
+        queue_url = await events_queue(config, url, moto)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     cpu_before = cpu_seconds(resource.RUSAGE_SELF)
-
-    emulator: AbstractAsyncContextManager[str] = (
-        nullcontext(url) if url is not None else in_process_emulator()
-    )
-    async with emulator as url:
-        config = AwsConfig(
-            region="us-east-1",
-            endpoint_url=url,
-            logs_endpoint_url=url,
-            static_credentials=("bench", "bench"),
-            max_pool_connections=args.pool,
-        )
-        budgets = Budgets(rates, bursts=bursts)
-        async with anyio.create_task_group() as watchdog:
-            watchdog.start_soon(lag.run)
-            started = time.time()
-            async with Runner(config, settings=settings, budgets=budgets, sinks=[tally]) as runner:
-                jobs = [
-                    await runner.submit(f"job-{i:04d}", "training", training_request(i, args))
-                    for i in range(args.jobs)
-                ]
-                results = [await job.wait() for job in jobs]
-                ended = time.time()
-                assert runner.aws is not None
-                calls = dict(sorted(runner.aws.stats.calls.items()))
-                stats = runner.stats()
-            watchdog.cancel_scope.cancel()
-
+    started = time.time()
+    runner = Runner(config, kinds=KINDS, settings=settings, budgets=budgets, sinks=[tally],
+                    watch=args.strategy, events_queue_url=queue_url)
+    async with runner:
+        jobs = [await runner.submit(f"job-{i:05d}", "training", training_request(i, args))
+                for i in range(args.jobs)]
+        created_at = time.time()
+        for job in jobs:
+            await job.wait()
+        ended = time.time()
+        assert runner.aws is not None
+        calls = dict(sorted(runner.aws.stats.calls.items()))
+        stats = runner.stats()
     cpu = cpu_seconds(resource.RUSAGE_SELF) - cpu_before
     wall = ended - started
-    expected_lines = args.jobs * args.instances * args.lines
+    counted = admin(url, "rates")
+
+    expected = args.jobs * args.instances * args.lines
     delivered = sum(tally.lines.values())
     short = sorted(j for j in tally.finished if tally.lines[j] != args.instances * args.lines)
-    total_calls = sum(calls.values())
-    seen_late = [tally.terminal[j] - tally.ended[j] for j in tally.terminal if j in tally.ended]
-    drained_in = [tally.finished[j] - tally.terminal[j] for j in tally.terminal]
+    detection = [tally.terminal[j] - tally.ended[j] for j in tally.terminal if j in tally.ended]
+    result_lag = [tally.finished[j] - tally.ended[j] for j in tally.finished if j in tally.ended]
+    sagemaker_calls = {op: n for op, n in calls.items() if not _is_logs(op) and not _is_other(op)}
+    logs_reads = {op: n for op, n in calls.items() if _is_logs(op)}
     return {
         "jobs": args.jobs,
-        "job": {"duration": args.duration, "instances": args.instances, "lines": args.lines},
-        "emulator": args.emulator,
-        "settings": {k: v for k, v in asdict(settings).items() if isinstance(v, float)},
-        "wall_seconds": round(wall, 2),
-        "all_created_after_seconds": round(max(tally.created.values(), default=started) - started,
-                                           2),
-        "jobs_per_second": round(args.jobs / wall, 2),
+        "job": {"instances": args.instances, "duration": args.duration, "lines": args.lines},
+        "strategy": args.strategy,
+        "settings": "production" if not args.settings else args.settings,
+        "create_rate": args.create_rate,
         "outcomes": dict(tally.outcomes),
-        "succeeded": sum(r.outcome is Outcome.SUCCEEDED for r in results),
-        "log_lines": {
-            "expected": expected_lines,
-            "delivered": delivered,
-            "ok": delivered == expected_lines and not short,
-            "jobs_short": short[:10],
+        "ok": tally.outcomes.get(Outcome.SUCCEEDED.value, 0) == args.jobs,
+        "wall_seconds": round(wall, 1),
+        "creation_seconds": round(created_at - started, 1),
+        "wall_target_seconds": round(args.duration + (created_at - started) + 30, 1),
+        "detection_lag_seconds": percentiles(detection),
+        "result_lag_seconds": percentiles(result_lag),
+        "log_lines": {"expected": expected, "delivered": delivered,
+                      "duplicated": tally.duplicated,
+                      "exactly_once": delivered == expected and not short and not tally.duplicated,
+                      "jobs_short": short[:10]},
+        "log_latency_seconds": percentiles(tally.latency),
+        "calls_per_job": {
+            "sagemaker": round(sum(sagemaker_calls.values()) / args.jobs, 2),
+            "logs_reads": round(sum(logs_reads.values()) / args.jobs, 2),
+            "by_operation": {op: round(n / args.jobs, 3) for op, n in calls.items()},
         },
-        "calls": {
-            "total": total_calls,
-            "per_job": round(total_calls / args.jobs, 1),
-            "per_second": round(total_calls / wall, 1),
-            "by_operation": {op: [n, round(n / args.jobs, 1)] for op, n in calls.items()},
-            **{k: v for k, v in stats["aws"].items() if k != "calls"},
+        "peak_rates": peak_rates(counted.get("operations", {}), budgets),
+        "throttled": stats["aws"].get("throttles", 0),
+        "runner": {
+            "cpu_seconds": round(cpu, 1),
+            "cpu_share_of_one_core": round(cpu / wall, 3),
+            "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "rss_before_mib": round(rss_before / 1024, 1),
         },
-        "budgets": {
-            family: {
-                "acquired": s.acquired,
-                "wait_seconds": round(s.wait_seconds, 1),
-                "wait_per_call_ms": round(1000 * s.wait_seconds / max(1, s.acquired), 1),
-                "max_rate": s.max_rate,
-                "throttled": s.throttled,
-            }
-            for family, s in stats["budgets"].items()
-        },
-        "terminal_seen_late_seconds": percentiles(seen_late),
-        "drain_seconds": percentiles(drained_in),
-        "loop_lag_seconds": percentiles(lag.samples),
-        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "rss_before_mib": round(rss_before / 1024, 1),
-        "cpu_seconds": round(cpu, 2),
-        "cpu_per_job_ms": round(1000 * cpu / args.jobs, 1),
-        "cpu_utilisation": round(cpu / wall, 2),
-        "emulator_process_cpu_seconds": None,  # filled in once the process has ended
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-        },
+        "emulator": {"cpu_seconds": counted.get("cpu_seconds"),
+                     "requests": counted.get("requests")},
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "platform": platform.platform()},
     }
+
+
+def _is_logs(operation: str) -> bool:
+    return operation in {"GetLogEvents", "FilterLogEvents", "DescribeLogStreams"}
+
+
+def _is_other(operation: str) -> bool:
+    return operation in {"GetCallerIdentity", "ReceiveMessage", "DeleteMessageBatch"}
+
+
+async def events_queue(config: AwsConfig, emulator: str, moto: str) -> str:
+    """The rule and queue in moto, and the emulator told to publish there."""
+    from runner.aws import Aws
+    from runner.watch.setup import setup_events
+
+    async with Aws(config) as aws:
+        made = await setup_events(aws, kinds=KINDS)
+    request = urllib.request.Request(
+        f"{emulator}/_emulator/events", method="POST",
+        data=json.dumps({"url": moto}).encode(), headers={"Content-Type": "application/json"},
+    )
+    await anyio.to_thread.run_sync(lambda: urllib.request.urlopen(request, timeout=30).close())
+    return made.queue_url
 
 
 def render(report: Mapping[str, Any]) -> str:
     lines = [
         f"{report['jobs']} training jobs x {report['job']['instances']} instances x "
-        f"{report['job']['lines']} lines, {report['job']['duration']} s each "
-        f"(emulator {report['emulator']})",
-        f"wall {report['wall_seconds']} s (last job created after "
-        f"{report['all_created_after_seconds']} s), "
-        f"{report['jobs_per_second']} jobs/s; outcomes {report['outcomes']}",
-        f"log lines {report['log_lines']['delivered']}/{report['log_lines']['expected']} "
-        f"({'ok' if report['log_lines']['ok'] else 'MISSING OR EXTRA'})",
-        f"AWS calls {report['calls']['total']} ({report['calls']['per_job']}/job, "
-        f"{report['calls']['per_second']}/s), retries {report['calls']['retries']}, "
-        f"throttles {report['calls']['throttles']}",
+        f"{report['job']['lines']} lines, {report['job']['duration']:.0f} s each; "
+        f"strategy {report['strategy']}, settings {report['settings']}",
+        f"outcomes {report['outcomes']}; wall {report['wall_seconds']} s "
+        f"(target {report['wall_target_seconds']} s; all created after "
+        f"{report['creation_seconds']} s)",
+        f"detection lag {report['detection_lag_seconds']} s; "
+        f"result lag {report['result_lag_seconds']} s",
+        f"log lines {report['log_lines']['delivered']}/{report['log_lines']['expected']}, "
+        f"{report['log_lines']['duplicated']} duplicated; latency "
+        f"{report['log_latency_seconds']} s",
+        f"calls per job: SageMaker {report['calls_per_job']['sagemaker']}, "
+        f"CloudWatch reads {report['calls_per_job']['logs_reads']}",
     ]
-    for op, (count, per_job) in report["calls"]["by_operation"].items():
-        lines.append(f"  {op:<28} {count:>8} {per_job:>8}/job")
-    lines.append("budget waits (family: calls, total wait, mean wait per call, rate)")
-    for family, b in report["budgets"].items():
-        lines.append(
-            f"  {family:<20} {b['acquired']:>8} {b['wait_seconds']:>9} s "
-            f"{b['wait_per_call_ms']:>8} ms  {b['max_rate']}/s"
-        )
-    lines += [
-        f"terminal status seen late by {report['terminal_seen_late_seconds']} s",
-        f"terminal status to result (log drain) {report['drain_seconds']} s",
-        f"event loop lag {report['loop_lag_seconds']} s",
-        f"peak RSS {report['peak_rss_mib']} MiB (before the run {report['rss_before_mib']} MiB); "
-        f"CPU {report['cpu_seconds']} s ({report['cpu_per_job_ms']} ms/job, "
-        f"{report['cpu_utilisation']} of one core)"
-        + (
-            f"; emulator process CPU {report['emulator_process_cpu_seconds']} s"
-            if report["emulator_process_cpu_seconds"] is not None
-            else ""
-        ),
-        f"machine: {report['machine']['cpus']} CPUs, Python {report['machine']['python']}, "
-        f"{report['machine']['platform']}",
-    ]
+    for op, per_job in report["calls_per_job"]["by_operation"].items():
+        lines.append(f"  {op:<34} {per_job:>8}/job")
+    lines.append("peak calls in one second, against the budget:")
+    for operation, row in report["peak_rates"].items():
+        lines.append(f"  {operation:<28} {row['peak']:>5} / {row['budget']} ({row['family']})"
+                     f"{'  OVER' if row['over'] else ''}")
+    r = report["runner"]
+    lines.append(f"runner CPU {r['cpu_seconds']} s ({r['cpu_share_of_one_core']} of one core), "
+                 f"peak RSS {r['peak_rss_mib']} MiB; emulator CPU "
+                 f"{report['emulator']['cpu_seconds']} s")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.emulator == "process":
-        children_before = cpu_seconds(resource.RUSAGE_CHILDREN)
-        with emulator_process() as url:
-            report = asyncio.run(bench(args, url))
-        # a child's CPU time is counted once it has been waited for
-        emulator_cpu = cpu_seconds(resource.RUSAGE_CHILDREN) - children_before
-        report["emulator_process_cpu_seconds"] = round(emulator_cpu, 2)
-    else:
-        report = asyncio.run(bench(args, None))
-    print(render(report))
+    with ExitStack() as stack:
+        moto = None
+        if args.strategy == "events":
+            moto, _ = stack.enter_context(child([sys.executable, "-c", MOTO], "moto"))
+        url, _ = stack.enter_context(child(
+            [sys.executable, "-m", "runner.cli", "emulator", "--port", "0"], "the emulator"))
+        report = anyio.run(drive, args, url, moto)
+    print(render(report), file=sys.stderr)
     if args.json is not None:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
-    return 0 if report["succeeded"] == args.jobs and report["log_lines"]["ok"] else 1
+    print(json.dumps(report))
+    return 0 if report["ok"] and report["log_lines"]["exactly_once"] else 1
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from typing import Any
 import anyio
 
 from handlers import COMPONENTS, KINDS
-from runner.aws import AwsConfig, EnvironmentProblem
+from runner.aws import Aws, AwsConfig, EnvironmentProblem
 from runner.console import Console, redact_text
 from runner.emulator import serve
 from runner.engine import Runner
@@ -42,6 +42,8 @@ from runner.manifest import Manifest, ManifestError, load_manifest
 from runner.outputs import summary, write_json, write_output_file
 from runner.settings import OnCancel, Settings
 from runner.v1 import Component
+from runner.watch.setup import DEFAULT_NAME, setup_events, teardown_events
+from runner.watch.status import Strategy
 
 if sys.version_info < (3, 11):
     from exceptiongroup import BaseExceptionGroup
@@ -57,6 +59,8 @@ def _common_aws(parser: argparse.ArgumentParser) -> None:
                         help="STS endpoint URL (for the pre-flight identity check)")
     parser.add_argument("--assume-role", help="role ARN to assume for every call")
     parser.add_argument("--profile", help="AWS profile name")
+    parser.add_argument("--sqs-endpoint-url", help="SQS endpoint URL (the events queue)")
+    parser.add_argument("--events-endpoint-url", help="EventBridge endpoint URL")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -87,6 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--state-dir",
                      help="where the journal keeps log positions and results across restarts "
                      "(default: $SMRUN_STATE_DIR or ~/.local/state/smrun)")
+    run.add_argument("--watch", choices=[s.value for s in Strategy], default="auto",
+                     help="how job status is followed: describe each job, one List* per kind, "
+                     "or SageMaker's events from an SQS queue (auto: list once a kind has "
+                     "a few jobs; events when --events-queue-url is given)")
+    run.add_argument("--events-queue-url",
+                     help="the SQS queue of SageMaker's state-change events "
+                     "(`smrun events setup` creates it and prints its URL)")
     _common_aws(run)
 
     check = sub.add_parser("validate", help="validate a manifest without creating anything")
@@ -104,6 +115,15 @@ def build_parser() -> argparse.ArgumentParser:
                      "(default without a manifest: every kind)")
     iam.add_argument("--role-arn", help="the SageMaker execution role the pods pass")
     iam.add_argument("--assume-role", help="the role the pods assume (smrun --assume-role)")
+    iam.add_argument("--events-queue", help="the events queue the pods read (name or ARN)")
+
+    events = sub.add_parser("events", help="create or remove the EventBridge rule and SQS "
+                            "queue that bring SageMaker's state changes to `--watch events`")
+    events.add_argument("action", choices=["setup", "teardown"])
+    events.add_argument("--name", default=DEFAULT_NAME,
+                        help=f"the rule and queue name (default {DEFAULT_NAME}; one per "
+                        "consuming process: SQS gives each message to one reader)")
+    _common_aws(events)
 
     emu = sub.add_parser("emulator", help="run the local SageMaker + CloudWatch Logs emulator")
     emu.add_argument("--host", default="127.0.0.1")
@@ -148,6 +168,8 @@ def _aws_config(args: argparse.Namespace, region: str | None = None) -> AwsConfi
         sts_endpoint_url=args.sts_endpoint_url,
         assume_role=args.assume_role,
         profile=args.profile,
+        sqs_endpoint_url=getattr(args, "sqs_endpoint_url", None),
+        events_endpoint_url=getattr(args, "events_endpoint_url", None),
     )
 
 
@@ -214,6 +236,11 @@ async def run_command(args: argparse.Namespace, settings: Settings | None = None
     except (ManifestError, ValueError) as error:
         print(f"smrun: invalid manifest\n{redact_text(str(error))}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    if args.watch == "events" and not args.events_queue_url:
+        print("smrun: --watch events needs --events-queue-url\n"
+              "  fix: create the queue with `smrun events setup` and pass the URL it prints",
+              file=sys.stderr)
+        return EXIT_BAD_INPUT
     console = Console(fmt=args.log_format)
     overrides: dict[str, Any] = {"on_cancel": OnCancel(args.on_cancel)}
     if args.stop_grace is not None:
@@ -232,6 +259,8 @@ async def run_command(args: argparse.Namespace, settings: Settings | None = None
         local=args.local,
         sinks=[console],
         journal=journal,
+        watch=args.watch,
+        events_queue_url=args.events_queue_url,
     )
     console.plan({key: manifest.jobs[key].kind for key in manifest.order()})
     try:
@@ -356,6 +385,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return EXIT_OK
     if args.command == "iam-policy":
         return iam_policy_command(args)
+    if args.command == "events":
+        return anyio.run(events_command, args, backend="asyncio")
     if args.command == "emulator":
         serve(host=args.host, port=args.port, region=args.region,
               events_url=args.events_endpoint_url)
@@ -377,8 +408,28 @@ def iam_policy_command(args: argparse.Namespace) -> int:
     if not kinds and manifest is None:
         kinds = list(KINDS.values())
     usage = usage_of(kinds, manifest, known=KINDS, role_arn=args.role_arn,
-                     assume_role=args.assume_role)
+                     assume_role=args.assume_role, events_queue=args.events_queue)
     print(json.dumps(policies(usage), indent=2))
+    return EXIT_OK
+
+
+async def events_command(args: argparse.Namespace) -> int:
+    """``smrun events setup|teardown``: idempotent; prints what it found and changed."""
+    try:
+        async with Aws(_aws_config(args)) as aws:
+            await aws.identify()
+            if args.action == "setup":
+                made = await setup_events(aws, name=args.name, kinds=KINDS)
+                print(made.describe())
+                print(f"use it with: smrun run ... --watch events --events-queue-url "
+                      f"{made.queue_url}")
+            else:
+                print((await teardown_events(aws, name=args.name)).describe())
+    except EnvironmentProblem as problem:
+        return _environment_error("smrun events", problem)
+    except ValueError as error:
+        print(f"smrun events: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     return EXIT_OK
 
 

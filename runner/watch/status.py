@@ -335,7 +335,10 @@ class KindWatch:
             raise ValueError(f"{self.kind.name} {name} is watched twice")
         subscription = Subscription(self, name, describe, created, warn)
         self.subscriptions[name] = subscription
-        self._changed.set()
+        self._last_change = self.clock()
+        # events bring the news: a new job doesn't need a listing then
+        if self.strategy is not Strategy.EVENTS or len(self.subscriptions) == 1:
+            self._changed.set()
         return subscription
 
     def unsubscribe(self, subscription: Subscription) -> None:
@@ -367,7 +370,12 @@ class KindWatch:
         return next_poll_delay(self.clock() - self._last_change, s.poll_min, s.poll_max)
 
     async def run(self) -> None:
-        """List while any subscription is served by the list; forever."""
+        """List while any subscription is served by the list; forever.
+
+        A new job of a listed kind wakes the loop early (a kind that was quiet
+        lists every ``poll_max``), but passes stay ``poll_min`` apart; with
+        events, only the reconciling passes run, every ``events_reconcile``."""
+        warned_at = -math.inf
         while True:
             if not self.listing:
                 self._changed = anyio.Event()
@@ -383,8 +391,10 @@ class KindWatch:
                     raise
                 if self._list_failing_since is None:
                     self._list_failing_since = now
-                self._warn("", f"{self.kind.list_operation} failed: {describe_error(error)}; "
-                           "retrying")
+                if now - warned_at >= self.settings.poll_max:
+                    warned_at = now
+                    self._warn("", f"{self.kind.list_operation} failed: "
+                               f"{describe_error(error)}; retrying")
             else:
                 self._list_failing_since = None
                 self._list_ok_at = now
@@ -394,6 +404,9 @@ class KindWatch:
             with anyio.move_on_after(self._interval()):
                 self._changed = anyio.Event()
                 await self._changed.wait()
+            rest = self.settings.poll_min - (self.clock() - now)
+            if rest > 0:
+                await anyio.sleep(rest)
 
     async def _pass(self, *, reconcile: bool) -> None:
         assert self.kind.list_operation
