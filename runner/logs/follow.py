@@ -1,4 +1,9 @@
-"""Follow every CloudWatch Logs stream of one job, completely and in order.
+"""Follow every CloudWatch Logs stream of one job with GetLogEvents, completely and in order.
+
+This is the per-job reader: one GetLogEvents call per stream and round, one
+DescribeLogStreams pass per job and discovery. It is the ``describe``
+strategy's reader for a few jobs and the fallback; many jobs share the
+batched reader of :mod:`runner.logs.hub` instead.
 
 The rules come from the "CloudWatch Logs layout" section of the SageMaker
 reference, each one a way earlier tools lost lines:
@@ -35,6 +40,7 @@ import anyio
 
 from runner.errors import is_not_found, is_throttling
 from runner.events import LogLine
+from runner.logs.positions import parse_position
 from runner.types import LogSource
 
 # DescribeLogStreams rejects a larger limit
@@ -141,6 +147,7 @@ class _Stream:
     at_end: bool = False
     source: LogSource | None = None
     retired_at: float | None = None  # when its source left the set; None while it is in it
+    start_time: int | None = None  # first read from this timestamp (ms) instead of the head
 
 
 @dataclass
@@ -202,6 +209,12 @@ class LogFollower:
         self._discover_wake = anyio.Event()
         self.stats = FollowerStats()
         self.set_sources(sources)
+
+    def poke(self) -> None:
+        """The job's status changed: discover at once instead of at the next
+        backed-off interval."""
+        self._discover_now = True
+        self._discover_wake.set()
 
     def set_sources(self, sources: Sequence[LogSource]) -> None:
         """Replace the sources (a tuning job's children come and go); new ones
@@ -308,7 +321,8 @@ class LogFollower:
                         group=source.group,
                         name=name,
                         instance=instance_label(name, source.prefix, source.label),
-                        token=self._saved_tokens.get(name),
+                        token=_own_token(self._saved_tokens.get(name)),
+                        start_time=_start_time(self._saved_tokens.get(name)),
                         order=len(self._streams),
                         source=source,
                         retired_at=None if source in self._sources else self._clock(),
@@ -394,6 +408,8 @@ class LogFollower:
                 }
                 if sent is not None:
                     params["nextToken"] = sent
+                elif stream.start_time is not None:
+                    params["startTime"] = stream.start_time
                 self.stats.calls += 1
                 try:
                     response = await self._call("logs", "GetLogEvents", **params)
@@ -457,3 +473,20 @@ class LogFollower:
                 stream.token = read.token
                 if self._on_token is not None:
                     self._on_token(stream.name, read.token)
+
+
+def _own_token(saved: str | None) -> str | None:
+    """A saved GetLogEvents token; None for a position the batched reader
+    saved (``t:<ms>``), which :func:`_start_time` turns into a start."""
+    if saved is None or _start_time(saved) is not None:
+        return None
+    return saved
+
+
+def _start_time(saved: str | None) -> int | None:
+    """Where to start a stream the batched reader followed before a restart:
+    at the timestamp of its newest printed line. GetLogEvents returns no event
+    ids, so the lines of that very millisecond are printed again."""
+    if saved is None:
+        return None
+    return parse_position(saved).high
