@@ -30,6 +30,7 @@ from runner.identity import resource_name
 from runner.job import Job
 from runner.journal import Journal
 from runner.kind import Kind
+from runner.logs import LogHub
 from runner.manifest import Manifest
 from runner.settings import Settings
 from runner.types import JobResult, Outcome, Request
@@ -96,6 +97,7 @@ class Runner:
         self.events_queue_url = events_queue_url
         self.events: EventQueue | None = None
         self.watch: StatusWatch | None = None
+        self.logs: LogHub | None = None  # the shared log reader
         self._stack = AsyncExitStack()
         self._tg: TaskGroup | None = None
         self.aws: Aws | None = None
@@ -131,6 +133,8 @@ class Runner:
                 if self._preflight:
                     await self.events.check()
                 self.watch.start(self._consume_events, name="watch:events")
+            self.logs = await self._stack.enter_async_context(
+                LogHub.from_settings(aws.call, self.settings))
             self._tg = await self._stack.enter_async_context(anyio.create_task_group())
         except BaseException:
             await self._stack.aclose()
@@ -205,6 +209,7 @@ class Runner:
             run_id=self.run_id,
             settings=self.settings,
             watch=self._status(),
+            logs=self.logs,
             timeout=timeout,
             tokens=tokens,
             on_token=on_token,

@@ -30,7 +30,7 @@ from runner.errors import (
 from runner.events import Bus, Event, Finished, LogLine, Notice, StatusChanged, Submitted
 from runner.identity import TAG_HASH, is_ours, request_hash, with_our_tags
 from runner.kind import Kind
-from runner.logs import LogFollower
+from runner.logs import Follower, LogFollower, LogHub
 from runner.settings import OnCancel, Settings
 from runner.types import (
     Description,
@@ -80,6 +80,7 @@ class Job:
         run_id: str,
         settings: Settings,
         watch: StatusWatch,
+        logs: LogHub | None = None,
         timeout: float | None = None,
         tokens: dict[str, str] | None = None,
         on_token: Callable[[str, str], None] | None = None,
@@ -93,6 +94,10 @@ class Job:
         self._aws = aws
         self._bus = bus
         self._status = watch
+        self._logs = logs
+        # shared reading when the kind's status is listed (many jobs); a few jobs
+        # read their streams themselves; decided once, so a drain reads alike
+        self._shared_logs = watch.watch(kind).enlist() and logs is not None
         self._settings = settings
         self._clock = clock
         self._request = request
@@ -193,6 +198,7 @@ class Job:
     def _finish(self, result: JobResult) -> None:
         if self._done.is_set():
             return
+        self._status.watch(self.kind).discharge()
         self.result = result
         self.publish(Finished(self.key, result, time=self._clock()))
         self._done.set()
@@ -253,7 +259,11 @@ class Job:
                 time=self._clock(),
             ))
 
-    def _follower(self, sources: list[LogSource]) -> LogFollower:
+    def _follower(self, sources: list[LogSource]) -> Follower:
+        if self._shared_logs:
+            assert self._logs is not None
+            return self._logs.follow(self.key, sources, self.publish, tokens=self.tokens,
+                                     on_token=self._save_token, flush=self._bus.flush)
         s = self._settings
         return LogFollower(
             call=self._aws.call,
@@ -390,7 +400,7 @@ class Job:
         start = created.timestamp() if isinstance(created, datetime) else self._clock()
         return start + self.timeout
 
-    async def _watch(self, description: Description, follower: LogFollower) -> Description:
+    async def _watch(self, description: Description, follower: Follower) -> Description:
         """Follow the status until it is terminal, or until the job's timeout for
         a kind that can't be stopped (the description returned is then not terminal).
 
@@ -409,7 +419,7 @@ class Job:
             self._status.watch(self.kind).unsubscribe(subscription)
 
     async def _follow_status(
-        self, description: Description, follower: LogFollower, subscription: Subscription
+        self, description: Description, follower: Follower, subscription: Subscription
     ) -> Description:
         kind = self.kind
         last: tuple[str, str | None] | None = None
@@ -424,6 +434,8 @@ class Job:
             # a resource without a status (a workteam) has no status changes to tell
             if (status, secondary) != last and (status or secondary):
                 last = (status, secondary)
+                if follower.stats.streams == 0:
+                    follower.poke()  # its containers may have started writing
                 self.publish(
                     StatusChanged(
                         self.key, status, secondary, _status_message(description),

@@ -302,6 +302,7 @@ class KindWatch:
         self._call = call
         self._warn = warn
         self.subscriptions: dict[str, Subscription] = {}
+        self.jobs = 0  # jobs of this kind being driven (see enlist)
         self._changed = anyio.Event()  # a subscription came or a change was seen
         self._cursor: datetime | None = None  # newest LastModifiedTime listed
         self._reconciled_at = clock()
@@ -318,9 +319,20 @@ class KindWatch:
         if not listable(self.kind) or self.strategy is Strategy.DESCRIBE:
             return Strategy.DESCRIBE
         if self.strategy is Strategy.AUTO:
-            enough = len(self.subscriptions) >= self.settings.list_from
+            enough = max(len(self.subscriptions), self.jobs) >= self.settings.list_from
             return Strategy.LIST if enough else Strategy.DESCRIBE
         return self.strategy
+
+    def enlist(self) -> bool:
+        """A job of this kind is being driven (counted by ``auto`` before it is
+        created); whether its status will be listed, hence its logs shared."""
+        self.jobs += 1
+        if not listable(self.kind) or self.strategy is Strategy.DESCRIBE:
+            return False
+        return self.strategy is not Strategy.AUTO or self.jobs >= self.settings.list_from
+
+    def discharge(self) -> None:
+        self.jobs = max(0, self.jobs - 1)
 
     @property
     def listing(self) -> bool:
