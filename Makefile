@@ -26,7 +26,7 @@ components: $(STAMP)
 	$(BIN)/python -m components.build
 
 bench: $(STAMP)
-	$(BIN)/python bench/fanout.py
+	$(BIN)/python -m bench.fanout --jobs 100 --strategy list --create-rate 20
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -335,7 +335,7 @@ class Job:
                 if self.kind.create_hook is not None:
                     await self.kind.create_hook(self._context, request)
                 else:
-                    await self._aws.call("sagemaker", self.kind.create, priority=Priority.FINISH,
+                    await self._aws.call("sagemaker", self.kind.create, priority=Priority.LIVE,
                                          **request)
                 self.created_by_us = created = True
             except Exception as error:

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession, get_session
+from moto.server import ThreadedMotoServer
 
 from runner.emulator import Emulator, FakeClock
 
@@ -37,6 +38,19 @@ async def fake_emulator(fake_clock: FakeClock) -> AsyncIterator[Emulator]:
     """An emulator whose time is ``fake_clock``: nothing happens until a test moves it."""
     async with Emulator(clock=fake_clock) as emu:
         yield emu
+
+
+@pytest.fixture(scope="module")
+def moto_url() -> Iterator[str]:
+    """moto in server mode on a free loopback port, one per test module (each
+    test names its own resources)."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,7 @@ each region, and what the account's Service Quotas say. All on fake clocks."""
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import anyio
@@ -17,7 +17,6 @@ from anyio.abc import TaskGroup
 from botocore.exceptions import ClientError
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from moto.server import ThreadedMotoServer
 
 from runner.budget import (
     DEFAULT_RATES,
@@ -587,17 +586,6 @@ async def test_no_network_and_no_answer_give_an_empty_result() -> None:
 
     assert await quotas_from_service_quotas(unreachable, "us-east-1") == {}
     assert await quotas_from_service_quotas(silent, "us-east-1", timeout=0.0) == {}
-
-
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
 
 
 @pytest.fixture

@@ -10,14 +10,13 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import datetime, timezone
 from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp import web
-from moto.server import ThreadedMotoServer
 
 from runner.emulator import Emulator, EventFaults, FakeClock
 from tests.test_emulator_lists import (
@@ -40,17 +39,6 @@ TRAINING_STEPS = [
     ("InProgress", "Uploading", 8.5),
     ("Completed", "Completed", 10.0),
 ]
-
-
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
 
 
 class Inbox:

@@ -8,10 +8,9 @@ import dataclasses
 import itertools
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
-from moto.server import ThreadedMotoServer
 
 from handlers import KINDS
 from runner import JobResult, Outcome, Settings
@@ -25,17 +24,6 @@ from tests.test_runner import training_request
 
 _names = itertools.count()
 ORDER = ["Starting", "Downloading", "Training", "Uploading", "Completed", "Failed"]
-
-
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
 
 
 def with_moto(config: AwsConfig, moto: str) -> AwsConfig:

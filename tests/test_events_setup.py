@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
 import pytest
-from moto.server import ThreadedMotoServer
 
 from handlers import KINDS
 from runner.aws import Aws, AwsConfig
@@ -44,17 +43,6 @@ from tests.helpers import training_event_detail
 REGION = "us-east-1"
 EVERYTHING = (RULE, DLQ, QUEUE, TARGET)
 _names = itertools.count()
-
-
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
 
 
 def moto_config(url: str, **kwargs: Any) -> AwsConfig:

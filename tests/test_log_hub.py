@@ -14,7 +14,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import anyio
@@ -22,7 +22,6 @@ import botocore
 import pytest
 from aiobotocore.session import get_session
 from botocore.exceptions import ClientError
-from moto.server import ThreadedMotoServer
 
 from runner.budget import Budgets, Priority, default_rates
 from runner.emulator import Emulator, FaultConfig
@@ -870,17 +869,6 @@ async def test_both_readers_behind_the_follower_shape_print_the_same_lines(
 
 
 # ---------------------------------------------------------------- moto's server
-
-
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ test, >10,000 lines written while following, on moto and on the emulator.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -19,7 +19,6 @@ import botocore
 import pytest
 from aiobotocore.session import get_session
 from botocore.exceptions import ClientError
-from moto.server import ThreadedMotoServer
 
 from runner.budget import Budgets
 from runner.events import LogLine
@@ -407,17 +406,6 @@ async def test_sources_added_while_following_are_followed() -> None:
 
 
 # ---------------------------------------------------------------- moto's server
-
-
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
 
 
 @asynccontextmanager

@@ -38,6 +38,7 @@ from typing import Any, TypeVar
 
 import anyio
 
+from runner.budget import Priority
 from runner.errors import is_not_found, is_throttling
 from runner.events import LogLine
 from runner.logs.positions import parse_position
@@ -57,6 +58,52 @@ LogEvent = Mapping[str, Any]
 # through the process's budgets and retries; errors carry botocore's
 # ``response["Error"]["Code"]``
 LogsCall = Callable[..., Awaitable[Any]]
+
+
+async def list_prefix(
+    call: LogsCall,
+    group: str,
+    prefix: str,
+    *,
+    priority: Priority | None = None,
+    counted: Callable[[], None] = lambda: None,
+) -> tuple[list[str], str]:
+    """Every stream name under ``prefix``, every page (DescribeLogStreams), and how
+    the listing ended: "complete", "not_found" (no such group yet: it is created
+    when the first container writes) or "throttled" (what was listed so far).
+    ``counted`` is told of each call after the first; ``priority`` is passed to
+    ``call`` when given (the follower's callers may not take one)."""
+    extra: dict[str, Any] = {} if priority is None else {"priority": priority}
+    names: list[str] = []
+    token: str | None = None
+    seen: set[str] = set()
+    while True:
+        params: dict[str, Any] = {
+            "logGroupName": group,
+            "logStreamNamePrefix": prefix,
+            "limit": DESCRIBE_PAGE,
+        }
+        if token is not None:
+            params["nextToken"] = token
+            counted()
+        try:
+            response = await call("logs", "DescribeLogStreams", **extra, **params)
+        except Exception as error:
+            if is_not_found(error):
+                return names, "not_found"
+            if is_throttling(error):
+                return names, "throttled"
+            raise
+        names.extend(
+            s["logStreamName"]
+            for s in response.get("logStreams", [])
+            if str(s.get("logStreamName", "")).startswith(prefix)
+        )
+        token = response.get("nextToken") or None
+        # a repeated token would loop forever on a misbehaving backend
+        if token is None or token in seen:
+            return names, "complete"
+        seen.add(token)
 
 
 # ---------------------------------------------------------------- decisions
@@ -332,40 +379,19 @@ class LogFollower:
         self.stats.streams = len(self._streams)
 
     async def _list_streams(self, source: LogSource) -> list[str]:
-        names: list[str] = []
-        token: str | None = None
-        seen: set[str] = set()
-        while True:
-            params: dict[str, Any] = {
-                "logGroupName": source.group,
-                "logStreamNamePrefix": source.prefix,
-                "limit": DESCRIBE_PAGE,
-            }
-            if token is not None:
-                params["nextToken"] = token
-            self.stats.calls += 1
-            try:
-                response = await self._call("logs", "DescribeLogStreams", **params)
-            except Exception as exc:
-                if is_not_found(exc):
-                    # the group is created when the first container writes
-                    self.stats.not_found += 1
-                    return names
-                if is_throttling(exc):
-                    self.stats.throttled += 1
-                    self._discover_now = True
-                    return names
-                raise
-            names.extend(
-                s["logStreamName"]
-                for s in response.get("logStreams", [])
-                if s["logStreamName"].startswith(source.prefix)
-            )
-            token = response.get("nextToken")
-            # a repeated token would loop forever on a misbehaving backend
-            if not token or token in seen:
-                return names
-            seen.add(token)
+        self.stats.calls += 1
+        names, how = await list_prefix(
+            self._call, source.group, source.prefix, counted=self._count_call
+        )
+        if how == "not_found":  # the group is created when the first container writes
+            self.stats.not_found += 1
+        elif how == "throttled":
+            self.stats.throttled += 1
+            self._discover_now = True
+        return names
+
+    def _count_call(self) -> None:
+        self.stats.calls += 1
 
     # ------------------------------------------------------------ reading
 

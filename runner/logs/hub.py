@@ -33,10 +33,10 @@ from runner.budget import Priority
 from runner.errors import is_not_found, is_throttling
 from runner.events import LogLine
 from runner.logs.follow import (
-    DESCRIBE_PAGE,
     FollowerStats,
     LogsCall,
     instance_label,
+    list_prefix,
     merge_round,
     next_read_delay,
 )
@@ -747,47 +747,24 @@ class _GroupReader:
         """Every stream name under the prefix, every page; and whether the
         listing went to its end (False when throttled)."""
         hub = self.hub
-        names: list[str] = []
-        token: str | None = None
-        seen: set[str] = set()
-        while True:
-            params: dict[str, Any] = {
-                "logGroupName": self.group,
-                "logStreamNamePrefix": search.prefix,
-                "limit": DESCRIBE_PAGE,
-            }
-            if token is not None:
-                params["nextToken"] = token
+
+        def counted() -> None:
             hub.stats.discovery_calls += 1
             for owner in search.subscribers:
                 owner.stats.calls += 1
-            try:
-                response = await hub._call(
-                    "logs", "DescribeLogStreams", priority=priority, **params
-                )
-            except Exception as error:
-                if is_not_found(error):
-                    # the group is created when the first container writes
-                    hub.stats.not_found += 1
-                    for owner in search.subscribers:
-                        owner.stats.not_found += 1
-                    return names, True
-                if is_throttling(error):
-                    hub.stats.throttled += 1
-                    for owner in search.subscribers:
-                        owner.stats.throttled += 1
-                    return names, False
-                raise
-            names.extend(
-                s["logStreamName"]
-                for s in response.get("logStreams", [])
-                if str(s.get("logStreamName", "")).startswith(search.prefix)
-            )
-            token = response.get("nextToken") or None
-            # a repeated token would loop forever on a misbehaving backend
-            if token is None or token in seen:
-                return names, True
-            seen.add(token)
+
+        counted()
+        names, how = await list_prefix(hub._call, self.group, search.prefix,
+                                       priority=priority, counted=counted)
+        if how == "not_found":  # the group is created when the first container writes
+            hub.stats.not_found += 1
+            for owner in search.subscribers:
+                owner.stats.not_found += 1
+        elif how == "throttled":
+            hub.stats.throttled += 1
+            for owner in search.subscribers:
+                owner.stats.throttled += 1
+        return names, how != "throttled"
 
     # ------------------------------------------------------------ reading
 
