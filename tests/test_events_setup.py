@@ -412,6 +412,7 @@ async def test_the_iam_actions_cover_every_call_made(aws: Aws, name: str) -> Non
     await put_events(aws, sagemaker_entry(TRAINING, training_event_detail()))
     after_put = dict(aws.stats.calls)
     queue = EventQueue(aws.call, made.queue_url, KINDS, lambda u: None, wait_seconds=1)
+    await queue.check()  # the engine's pre-flight of the queue
     await drain(queue, 1)
     after_consume = dict(aws.stats.calls)
     await teardown_events(aws, name=name)
