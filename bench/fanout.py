@@ -145,9 +145,11 @@ class Tally:
 
 
 @contextmanager
-def child(argv: list[str], what: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+def child(argv: list[str], what: str, *, quiet: bool = False
+          ) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     """A child process that prints its URL on its first line; (url, process)."""
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, cwd=ROOT,
+                            stderr=subprocess.DEVNULL if quiet else None)
     try:
         assert proc.stdout is not None
         url = proc.stdout.readline().strip()
@@ -354,7 +356,8 @@ def main(argv: list[str] | None = None) -> int:
     with ExitStack() as stack:
         moto = None
         if args.strategy == "events":
-            moto, _ = stack.enter_context(child([sys.executable, "-c", MOTO], "moto"))
+            moto, _ = stack.enter_context(child([sys.executable, "-c", MOTO], "moto",
+                                                    quiet=True))
         url, _ = stack.enter_context(child(
             [sys.executable, "-m", "runner.cli", "emulator", "--port", "0"], "the emulator"))
         report = anyio.run(drive, args, url, moto)

@@ -685,7 +685,7 @@ async def test_short_polls_of_an_empty_queue_pause_between_rounds() -> None:
     queue = EventQueue(sqs, URL, KINDS, lambda u: None, wait_seconds=0, idle_pause=0.5,
                        sleep=sleep)
     with pytest.raises(anyio.get_cancelled_exc_class()):
-        await queue.run()
+        await queue.run(readers=1)
     # the first round brought a message: no pause after it
     assert pauses == [0.5, 0.5, 0.5]
     assert [op for op, _ in sqs.calls].count("ReceiveMessage") == 4

@@ -316,10 +316,35 @@ class EventQueue:
         self._idle_pause = idle_pause
         self._sleep = sleep
 
-    async def run(self) -> None:
-        """Receive, deliver and delete until cancelled.
+    async def run(self, readers: int = 4) -> None:
+        """Receive, deliver and delete until cancelled, with ``readers`` long
+        polls at once: one call brings at most 10 messages, and a thousand jobs
+        changing state send tens a second (idle, each reader costs one call per
+        ``wait_seconds``).
 
         Error handling: raises :class:`EventQueueError` (see the module)."""
+        if readers < 1:
+            raise ValueError(f"readers must be at least 1, not {readers}")
+
+        if readers == 1:
+            await self._read()
+            return
+        failed: list[EventQueueError] = []
+
+        async def read(scope: anyio.CancelScope) -> None:
+            try:
+                await self._read()
+            except EventQueueError as problem:  # one reader's problem is every reader's
+                failed.append(problem)
+                scope.cancel()
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(readers):
+                tg.start_soon(read, tg.cancel_scope)
+        if failed:
+            raise failed[0]
+
+    async def _read(self) -> None:
         while True:
             if not await self.poll_once() and self.wait_seconds == 0:
                 await self._sleep(self._idle_pause)
