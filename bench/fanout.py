@@ -43,7 +43,7 @@ import anyio
 
 from handlers import KINDS
 from runner import AwsConfig, Event, Finished, LogLine, Outcome, Settings, StatusChanged
-from runner.budget import Budgets, family_of
+from runner.budget import Budgets, Priority, family_of
 from runner.engine import Runner
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -180,6 +180,23 @@ def admin(url: str, path: str) -> Any:
         return json.load(response)
 
 
+class CountingBudgets(Budgets):
+    """The runner's budgets, counting the calls let go in each second of the
+    runner's clock: what the runner sent, beside what the emulator saw arrive."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.let_go: dict[str, Counter[int]] = {}
+
+    async def acquire(self, service: str, operation: str,
+                      priority: Priority = Priority.LIVE) -> None:
+        await super().acquire(service, operation, priority)
+        self.let_go.setdefault(operation, Counter())[int(time.time())] += 1
+
+    def peaks(self) -> dict[str, int]:
+        return {op: max(seconds.values()) for op, seconds in sorted(self.let_go.items())}
+
+
 # ----------------------------------------------------------------- figures
 
 
@@ -200,10 +217,13 @@ def cpu_seconds(who: int) -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def peak_rates(operations: Mapping[str, Any], budgets: Budgets) -> dict[str, dict[str, Any]]:
-    """Per operation the emulator served: its peak calls in one second, against
-    the rate of the budget family it draws from."""
+def peak_rates(operations: Mapping[str, Any], budgets: CountingBudgets
+               ) -> dict[str, dict[str, Any]]:
+    """Per operation the emulator served: its peak calls in one second (as they
+    arrived; ``sent_peak``: as the runner let them go), against the rate of the
+    budget family it draws from."""
     limits = {f: s.max_rate for f, s in budgets.stats().items()}
+    sent = budgets.peaks()
     out: dict[str, dict[str, Any]] = {}
     for operation, row in sorted(operations.items()):
         service = "logs" if _is_logs(operation) or operation.endswith("LogEvents") else (
@@ -211,8 +231,8 @@ def peak_rates(operations: Mapping[str, Any], budgets: Budgets) -> dict[str, dic
         family = family_of(service, operation)
         budget = limits.get(family)
         peak = int(row.get("peak_per_second", 0))
-        out[operation] = {"peak": peak, "family": family, "budget": budget,
-                          "over": budget is not None and peak > budget + 1e-9}
+        out[operation] = {"peak": peak, "sent_peak": sent.get(operation), "family": family,
+                          "budget": budget, "over": budget is not None and peak > budget + 1e-9}
     return out
 
 
@@ -225,7 +245,7 @@ async def drive(args: argparse.Namespace, url: str, moto: str | None) -> dict[st
     bursts: dict[str, float] = {}
     if args.create_rate:
         rates["sagemaker.create"] = bursts["sagemaker.create"] = args.create_rate
-    budgets = Budgets(rates, bursts=bursts, region=REGION)
+    budgets = CountingBudgets(rates, bursts=bursts, region=REGION)
     config = AwsConfig(region=REGION, endpoint_url=url, logs_endpoint_url=url,
                        sts_endpoint_url=url, static_credentials=CREDENTIALS,
                        max_pool_connections=100, sqs_endpoint_url=moto, events_endpoint_url=moto)
@@ -342,7 +362,8 @@ def render(report: Mapping[str, Any]) -> str:
         lines.append(f"  {op:<34} {per_job:>8}/job")
     lines.append("peak calls in one second, against the budget:")
     for operation, row in report["peak_rates"].items():
-        lines.append(f"  {operation:<28} {row['peak']:>5} / {row['budget']} ({row['family']})"
+        lines.append(f"  {operation:<28} {row['peak']:>5} (sent {row['sent_peak']}) / "
+                     f"{row['budget']} ({row['family']})"
                      f"{'  OVER' if row['over'] else ''}")
     r = report["runner"]
     lines.append(f"runner CPU {r['cpu_seconds']} s ({r['cpu_share_of_one_core']} of one core), "
