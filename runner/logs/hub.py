@@ -574,6 +574,10 @@ class JobLogs:
         self._progress.set()
 
 
+# the discovery scheduler looks at its queue at most this often (seconds)
+SEARCH_TICK = 0.1
+
+
 class _GroupReader:
     """Discovery and batched reading of one log group, for every job in it."""
 
@@ -582,6 +586,8 @@ class _GroupReader:
         self.group = group
         self.tails: dict[_Tail, None] = {}  # insertion-ordered set
         self.searches: dict[str, _Search] = {}
+        # the prefixes each job follows here: a job's end touches only its own
+        self.prefixes_of: dict[JobLogs, set[str]] = {}
         self._search_wake = anyio.Event()
         self._tg: TaskGroup | None = None
 
@@ -606,6 +612,7 @@ class _GroupReader:
         elif soon:
             search.due = min(search.due, now)
         search.subscribers.setdefault(owner, set()).add(source)
+        self.prefixes_of.setdefault(owner, set()).add(source.prefix)
         leaving = search.leaving.get(owner)
         if leaving is not None:
             leaving.discard(source)
@@ -635,8 +642,9 @@ class _GroupReader:
     def request(self, owner: JobLogs) -> list[anyio.Event]:
         """A pass at Priority.FINISH of every prefix ``owner`` follows here."""
         events = []
-        for search in self.searches.values():
-            if owner in search.subscribers:
+        for prefix in self.prefixes_of.get(owner, ()):
+            search = self.searches.get(prefix)
+            if search is not None and owner in search.subscribers:
                 event = anyio.Event()
                 search.waiters.append(event)
                 search.finish = True
@@ -646,13 +654,17 @@ class _GroupReader:
         return events
 
     def drop(self, owner: JobLogs) -> None:
-        for prefix, search in list(self.searches.items()):
+        for prefix in self.prefixes_of.pop(owner, set()):
+            search = self.searches.get(prefix)
+            if search is None:
+                continue
             search.subscribers.pop(owner, None)
             search.leaving.pop(owner, None)
             if not search.subscribers and not search.running:
                 del self.searches[prefix]
-        for tail in [t for t in self.tails if t.owner is owner]:
-            del self.tails[tail]
+        for tail in owner._tails.values():
+            if tail.group == self.group:
+                self.tails.pop(tail, None)
         self.hub.stats.streams = sum(len(r.tails) for r in self.hub._readers.values())
 
     # ------------------------------------------------------------ discovery
@@ -685,6 +697,9 @@ class _GroupReader:
             with anyio.move_on_after(delay):
                 await self._search_wake.wait()
             self._search_wake = anyio.Event()
+            # wakes come in bursts (every pass that ends, every job that comes):
+            # one scheduling round per tick keeps this loop O(searches) a tick
+            await anyio.sleep(SEARCH_TICK)
 
     async def _pass(self, search: _Search) -> None:
         hub = self.hub
