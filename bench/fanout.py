@@ -22,6 +22,7 @@ emulator's CPU. Above it, a readable summary.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -268,9 +269,11 @@ async def drive(args: argparse.Namespace, url: str, moto: str | None) -> dict[st
         assert runner.aws is not None
         calls = dict(sorted(runner.aws.stats.calls.items()))
         stats = runner.stats()
+        queue = dataclasses.asdict(runner.events.stats) if runner.events is not None else None
     cpu = cpu_seconds(resource.RUSAGE_SELF) - cpu_before
     wall = ended - started
     counted = admin(url, "rates")
+    published = admin(url, "events") if moto else None
     # creation time: from the start to the last job's SageMaker CreationTime
     creation = max(tally.created.values(), default=started) - started
 
@@ -306,6 +309,7 @@ async def drive(args: argparse.Namespace, url: str, moto: str | None) -> dict[st
         },
         "peak_rates": peak_rates(counted.get("operations", {}), budgets),
         "throttled": stats["aws"].get("throttles", 0),
+        "events_queue": queue,
         "runner": {
             "cpu_seconds": round(cpu, 1),
             "cpu_share_of_one_core": round(cpu / wall, 3),
@@ -313,7 +317,8 @@ async def drive(args: argparse.Namespace, url: str, moto: str | None) -> dict[st
             "rss_before_mib": round(rss_before / 1024, 1),
         },
         "emulator": {"cpu_seconds": counted.get("cpu_seconds"),
-                     "requests": counted.get("requests")},
+                     "requests": counted.get("requests"),
+                     "events_published": published},
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "platform": platform.platform()},
     }

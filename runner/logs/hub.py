@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import enum
+import heapq
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -674,18 +675,18 @@ class _GroupReader:
         while True:
             now = hub.clock()
             running = sum(1 for s in self.searches.values() if s.running)
+            free = hub.max_concurrent_discoveries - running
             ready = [
                 s for s in self.searches.values()
                 if not s.running and (s.waiters or s.due <= now)
-            ]
-            ready.sort(key=lambda s: (
+            ] if free > 0 else []
+            # only the few that can start now are ordered (thousands may be ready)
+            for search in heapq.nsmallest(max(0, free), ready, key=lambda s: (
                 discovery_rank(
                     finish=s.finish, known=len(s.known), poked=s.poked or bool(s.leaving)
                 ),
                 s.due,
-            ))
-            free = hub.max_concurrent_discoveries - running
-            for search in ready[: max(0, free)]:
+            )):
                 search.running = True
                 tg.start_soon(self._pass, search)
             free -= min(len(ready), max(0, free))
