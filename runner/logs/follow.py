@@ -60,6 +60,16 @@ LogEvent = Mapping[str, Any]
 LogsCall = Callable[..., Awaitable[Any]]
 
 
+def check_prefixes(sources: Sequence[LogSource]) -> None:
+    """Refuse a prefix without its slash: without it job-1 would also follow job-10."""
+    for source in sources:
+        if not source.prefix.endswith("/"):
+            raise ValueError(
+                f"log prefix {source.prefix!r} must end with '/': "
+                "without it job-1 would also follow job-10"
+            )
+
+
 async def list_prefix(
     call: LogsCall,
     group: str,
@@ -270,12 +280,7 @@ class LogFollower:
         end and ``drain_grace`` has passed, as in a drain; then they rest. Every
         stream keeps its position, so a source that comes back resumes where
         it stopped and no line is published twice."""
-        for source in sources:
-            if not source.prefix.endswith("/"):
-                raise ValueError(
-                    f"log prefix {source.prefix!r} must end with '/': "
-                    "without it job-1 would also follow job-10"
-                )
+        check_prefixes(sources)
         current = list(dict.fromkeys(sources))
         if current == self._sources:
             return  # asked on every status poll: an unchanged set costs no discovery

@@ -36,6 +36,7 @@ from runner.events import LogLine
 from runner.logs.follow import (
     FollowerStats,
     LogsCall,
+    check_prefixes,
     instance_label,
     list_prefix,
     merge_round,
@@ -317,12 +318,7 @@ class JobLogs:
     def set_sources(self, sources: Sequence[LogSource]) -> None:
         """Replace the sources; new ones are listed at once. Asked on every
         status poll: an unchanged set costs nothing."""
-        for source in sources:
-            if not source.prefix.endswith("/"):
-                raise ValueError(
-                    f"log prefix {source.prefix!r} must end with '/': "
-                    "without it job-1 would also follow job-10"
-                )
+        check_prefixes(sources)
         current = list(dict.fromkeys(sources))
         if current == self._sources:
             return
