@@ -425,6 +425,11 @@ class _Bucket:
             return 0.0
         return self.recent[len(self.recent) - cap] + 1.0 - now
 
+    def delay(self, now: float) -> float:
+        """Seconds until the next call may go: a whole token, and room in the window."""
+        self.advance(now)
+        return max(wait_time(self.tokens, self.rate), self.window_wait(now))
+
     def take(self, now: float) -> None:
         self.tokens -= 1.0
         self.recent.append(now)
@@ -537,8 +542,7 @@ class Budgets:
             bucket.served(priority, 0.0)
             return
         if not bucket.queue:
-            bucket.advance(arrived)
-            if wait_time(bucket.tokens, bucket.rate) <= 0 and bucket.window_wait(arrived) <= 0:
+            if bucket.delay(arrived) <= 0:
                 bucket.take(arrived)
                 bucket.served(priority, 0.0)
                 return
@@ -562,8 +566,7 @@ class Budgets:
                 await waiter.wake.wait()
                 continue
             now = self._clock()
-            bucket.advance(now)
-            delay = max(wait_time(bucket.tokens, bucket.rate), bucket.window_wait(now))
+            delay = bucket.delay(now)
             if delay <= 0:
                 heapq.heappop(bucket.queue)
                 bucket.take(now)

@@ -168,7 +168,7 @@ class Runner:
                        f"reconciling List* poll only (every {self.settings.events_reconcile:.0f}s)")
 
     def _warn(self, job: str, message: str) -> None:
-        self.bus.publish(Notice(job, "warning", message, time=time.time()))
+        self._notify("warning", message, job)
 
     def job(
         self,
@@ -279,8 +279,9 @@ class Runner:
                 tg.start_soon(one, key, name=f"manifest:{key}")
         return {key: results[key] for key in manifest.order()}
 
-    def _notify(self, level: str, message: str) -> None:
-        self.bus.publish(Notice("", level, message, time=time.time()))
+    def _notify(self, level: str, message: str, job: str = "") -> None:
+        """A notice of the run (``job`` empty) or of one job."""
+        self.bus.publish(Notice(job, level, message, time=time.time()))
 
     def _not_started(self, key: str, kind: str, reason: str) -> JobResult:
         result = JobResult(key=key, kind=kind, name=None, outcome=Outcome.NOT_STARTED,

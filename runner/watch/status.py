@@ -366,6 +366,10 @@ class KindWatch:
             self._last_change = self.clock()
         return accepted
 
+    def list_ok_age(self) -> float:
+        """Seconds since a List* pass last succeeded (inf: none yet)."""
+        return math.inf if self._list_ok_at is None else self.clock() - self._list_ok_at
+
     def check_health(self, subscription: Subscription) -> None:
         """Raise :class:`Unseen` when listing has failed for ``unknown_after``."""
         failing = self._list_failing_since
@@ -475,7 +479,6 @@ class StatusWatch:
         self._clock = clock
         self.watches: dict[str, KindWatch] = {}
         self._tg: TaskGroup | None = None
-        self._scope: anyio.CancelScope | None = None
 
     async def __aenter__(self) -> StatusWatch:
         self._tg = anyio.create_task_group()
@@ -526,7 +529,6 @@ class StatusWatch:
     def stats(self) -> dict[str, dict[str, float]]:
         return {
             name: {"subscriptions": len(w.subscriptions), "passes": w.passes, "pages": w.pages,
-                   "list_ok_age": (math.inf if w._list_ok_at is None
-                                   else self._clock() - w._list_ok_at)}
+                   "list_ok_age": w.list_ok_age()}
             for name, w in sorted(self.watches.items())
         }
