@@ -20,6 +20,9 @@ class Settings:
     log_idle_max: float = 10.0  # an idle stream is read at most this rarely
     log_discover: float = 5.0  # between DescribeLogStreams rounds while streams appear
     log_discover_max: float = 60.0  # backed off to this while nothing new appears
+    # a log group with this many jobs finds their streams by one search of the
+    # whole group (FilterLogEvents) instead of a DescribeLogStreams per job
+    log_sweep_from: int = 50
     drain_grace: float = 5.0  # keep draining logs this long after the terminal status
     # an endpoint's streams never end: stop following them this long after InService;
     # a job's drain runs to its last line and only warns past this

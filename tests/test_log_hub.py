@@ -1022,13 +1022,15 @@ JOB_SECONDS = 120 / SCALE
 LINE_EVERY = 5 / SCALE  # a line every 5 s per instance, in production time
 
 
+@pytest.mark.parametrize("sweep_from", [50, 10**6], ids=["swept", "listed-per-job"])
 async def test_scale_model_of_the_fan_out_costs_few_calls_per_job_and_lines_arrive_soon(
-    emulator: Emulator, calls: Calls
+    emulator: Emulator, calls: Calls, sweep_from: int
 ) -> None:
     """N jobs x 2 instances, 120 s each, production timings (Settings()) and
     AWS-sized budgets, all divided by SCALE; jobs start over 60 s (scaled).
     The per-job costs do not depend on N once a search is full (100 streams);
-    the latencies are those of the scaled timings."""
+    the latencies are those of the scaled timings. Past ``sweep_from`` jobs
+    the group is swept (the default, 50) instead of listed per job."""
     scaled: dict[str, Any] = {
         "poll_interval": 2.0 / SCALE,
         "idle_max": 10.0 / SCALE,
@@ -1093,7 +1095,7 @@ async def test_scale_model_of_the_fan_out_costs_few_calls_per_job_and_lines_arri
             tg.start_soon(logs.run, terminal)
             tg.start_soon(containers)
 
-    async with LogHub(call=call, **scaled) as hub:
+    async with LogHub(call=call, **scaled, sweep_from=sweep_from) as hub:
         with anyio.fail_after(60):
             async with anyio.create_task_group() as tg:
                 for n in range(JOBS):
@@ -1111,6 +1113,9 @@ async def test_scale_model_of_the_fan_out_costs_few_calls_per_job_and_lines_arri
         f"latency (production seconds) p50 {p50:.1f} s, p95 {p95:.1f} s; {hub.stats}"
     )
     assert reads + listings <= 5.0
+    if sweep_from < JOBS:
+        assert hub.stats.swept > 0
+        assert listings < 1.5  # the jobs before the sweep began, and none after
     assert p50 <= 10.0
     assert p95 <= 30.0
 

@@ -63,6 +63,9 @@ class HubStats:
     reads: int = 0  # FilterLogEvents calls
     searches: int = 0  # batched searches started (one or more pages each)
     discovery_calls: int = 0  # DescribeLogStreams calls
+    sweeps: int = 0  # group sweeps gone to their end (one or more FilterLogEvents each)
+    sweep_calls: int = 0  # FilterLogEvents calls of the sweeps
+    swept: int = 0  # streams the sweeps found
     passes: int = 0  # discovery passes (one prefix, every page)
     events: int = 0  # lines published
     repeats: int = 0  # events a search returned again (the windows) and dropped
@@ -109,6 +112,8 @@ class _Search:
     finish: bool = False  # a drain waits for a pass
     waiters: list[anyio.Event] = field(default_factory=list)
     running: bool = False
+    created: float = 0.0  # hub clock: when its first subscriber came
+    resume: bool = False  # a job attaching after a restart: list it, sweep or not
 
 
 class _Read(enum.Enum):
@@ -174,6 +179,7 @@ class LogHub:
         max_pages_per_read: int = 5,
         max_concurrent_reads: int = 8,
         max_concurrent_discoveries: int = 4,
+        sweep_from: int = 50,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
@@ -194,6 +200,7 @@ class LogHub:
         self.max_pages_per_read = max(1, max_pages_per_read)
         self.max_concurrent_reads = max(1, max_concurrent_reads)
         self.max_concurrent_discoveries = max(1, max_concurrent_discoveries)
+        self.sweep_from = max(1, sweep_from)
         self.clock = clock
         self.wall_clock = wall_clock
         self.stats = HubStats()
@@ -214,6 +221,7 @@ class LogHub:
             discover_interval=settings.log_discover,
             discover_max=settings.log_discover_max,
             drain_grace=settings.drain_grace,
+            sweep_from=settings.log_sweep_from,
             **options,
         )
 
@@ -571,6 +579,18 @@ class JobLogs:
         self._progress.set()
 
 
+def _common_prefix(names: Iterable[str]) -> str:
+    """The longest string every name starts with (that of the first and last in order)."""
+    listed = list(names)
+    if not listed:
+        return ""
+    first, last = min(listed), max(listed)
+    size = 0
+    while size < len(first) and first[size] == last[size]:
+        size += 1
+    return first[:size]
+
+
 # the discovery scheduler looks at its queue at most this often (seconds)
 SEARCH_TICK = 0.1
 
@@ -587,11 +607,17 @@ class _GroupReader:
         self.prefixes_of: dict[JobLogs, set[str]] = {}
         self._search_wake = anyio.Event()
         self._tg: TaskGroup | None = None
+        # the sweep: one search of the whole group finds every job's new streams
+        self._sweeping = False
+        self._sweep_waiters: list[anyio.Event] = []  # drains waiting for a sweep
+        self._sweep_wake = anyio.Event()
+        self._swept_to: int | None = None  # the next sweep starts here (epoch ms)
 
     async def run(self) -> None:
         async with anyio.create_task_group() as tg:
             self._tg = tg
             tg.start_soon(self._search_loop, tg)
+            tg.start_soon(self._sweep_loop)
             await self._read_loop(tg)
 
     # ------------------------------------------------------------ membership
@@ -605,9 +631,13 @@ class _GroupReader:
         search = self.searches.get(source.prefix)
         if search is None:
             delay = 0.0 if soon else self.hub.discover_interval
-            search = self.searches[source.prefix] = _Search(source.prefix, due=now + delay)
+            search = self.searches[source.prefix] = _Search(
+                source.prefix, due=now + delay, created=now
+            )
+            self._count_changed()
         elif soon:
             search.due = min(search.due, now)
+        search.resume = search.resume or soon
         search.subscribers.setdefault(owner, set()).add(source)
         self.prefixes_of.setdefault(owner, set()).add(source.prefix)
         leaving = search.leaving.get(owner)
@@ -629,15 +659,23 @@ class _GroupReader:
 
     def poke(self, prefix: str) -> None:
         search = self.searches.get(prefix)
-        if search is None:
-            return
+        if search is None or self._sweeping:
+            return  # a sweep finds a restarted job's new stream among the others
         search.misses = search.quiet = 0
         search.poked = True
         search.due = min(search.due, self.hub.clock() + self.hub.discover_interval)
         self._search_wake.set()
 
     def request(self, owner: JobLogs) -> list[anyio.Event]:
-        """A pass at Priority.FINISH of every prefix ``owner`` follows here."""
+        """A pass at Priority.FINISH of every prefix ``owner`` follows here:
+        while the group is swept, one sweep that starts after this call."""
+        # a job without a stream here lists its own prefixes: the sweeps may
+        # have missed them (lines visible too late), and it costs only such jobs
+        has_streams = any(t.group == self.group for t in owner._tails.values())
+        if self._sweeping and has_streams and owner in self.prefixes_of:
+            event = anyio.Event()
+            self._sweep_waiters.append(event)  # the next sweep, within discover_interval
+            return [event]
         events = []
         for prefix in self.prefixes_of.get(owner, ()):
             search = self.searches.get(prefix)
@@ -659,6 +697,7 @@ class _GroupReader:
             search.leaving.pop(owner, None)
             if not search.subscribers and not search.running:
                 del self.searches[prefix]
+        self._count_changed()
         for tail in owner._tails.values():
             if tail.group == self.group:
                 self.tails.pop(tail, None)
@@ -672,9 +711,10 @@ class _GroupReader:
             now = hub.clock()
             running = sum(1 for s in self.searches.values() if s.running)
             free = hub.max_concurrent_discoveries - running
+            sweeping = self._sweeping
             ready = [
                 s for s in self.searches.values()
-                if not s.running and (s.waiters or s.due <= now)
+                if not s.running and self._ready_at(s, sweeping) <= now
             ] if free > 0 else []
             # only the few that can start now are ordered (thousands may be ready)
             for search in heapq.nsmallest(max(0, free), ready, key=lambda s: (
@@ -686,7 +726,9 @@ class _GroupReader:
                 search.running = True
                 tg.start_soon(self._pass, search)
             free -= min(len(ready), max(0, free))
-            waiting = [s.due for s in self.searches.values() if not s.running]
+            waiting = [
+                self._ready_at(s, sweeping) for s in self.searches.values() if not s.running
+            ]
             if free <= 0 or not waiting:
                 delay = hub.discover_max
             else:
@@ -698,12 +740,25 @@ class _GroupReader:
             # one scheduling round per tick keeps this loop O(searches) a tick
             await anyio.sleep(SEARCH_TICK)
 
+    def _ready_at(self, search: _Search, sweeping: bool) -> float:
+        """When ``search`` may be listed next. While the group is swept, only
+        a job attaching after a restart, a source that left, a drain that asked
+        before the sweep began and the safety net list a prefix; a job that
+        has no stream yet is listed only if the sweep has not found one in
+        twice ``discover_max`` (its lines were visible too late for the sweep)."""
+        if search.waiters or search.leaving:
+            return 0.0
+        if not sweeping or search.resume or search.known:
+            return search.due
+        return max(search.due, search.created + 2 * self.hub.discover_max)
+
     async def _pass(self, search: _Search) -> None:
         hub = self.hub
         waiters, search.waiters = search.waiters, []
         finish, search.finish = search.finish, False
         leaving = {owner: set(sources) for owner, sources in search.leaving.items()}
         search.poked = False
+        search.resume = False
         complete = False
         hub.stats.passes += 1
         try:
@@ -777,6 +832,127 @@ class _GroupReader:
             for owner in search.subscribers:
                 owner.stats.throttled += 1
         return names, how != "throttled"
+
+    # ------------------------------------------------------------ the sweep
+
+    def _count_changed(self) -> None:
+        """Sweep from ``sweep_from`` prefixes on; list each prefix again below
+        half of it (a margin, so a group near the threshold doesn't flap)."""
+        count = len(self.searches)
+        if not self._sweeping and count >= self.hub.sweep_from:
+            self._sweeping = True
+            self._swept_to = None
+            self._sweep_wake.set()
+        elif self._sweeping and count < self.hub.sweep_from / 2:
+            self._sweeping = False
+            # the prefixes without streams go back to their own listings
+            now = self.hub.clock()
+            for search in self.searches.values():
+                if not search.known:
+                    search.due = min(search.due, now + self.hub.discover_interval)
+            self._search_wake.set()
+
+    async def _sweep_loop(self) -> None:
+        hub = self.hub
+        while True:
+            if not self._sweeping and not self._sweep_waiters:
+                await self._sweep_wake.wait()
+                self._sweep_wake = anyio.Event()
+                continue
+            waiters, self._sweep_waiters = self._sweep_waiters, []
+            started = hub.wall_clock()
+            complete = False
+            try:
+                complete = await self._sweep(finish=bool(waiters))
+            except Exception as error:
+                for owner in {o for s in self.searches.values() for o in s.subscribers}:
+                    owner._fail(error)
+                complete = True  # the drains are failed: nothing to wait for
+            if complete:
+                self._swept_to = int(started * _MS) - hub.window_ms
+                for event in waiters:
+                    event.set()
+            else:
+                self._sweep_waiters = waiters + self._sweep_waiters
+            with anyio.move_on_after(hub.discover_interval):
+                await self._sweep_wake.wait()
+            self._sweep_wake = anyio.Event()
+
+    def _sweep_start(self) -> int:
+        """Where a sweep starts: ``window`` behind where the last one started;
+        the first, ``window`` behind the oldest prefix without a stream (at
+        most twice ``discover_max`` back: older ones are listed on their own)."""
+        hub = self.hub
+        if self._swept_to is not None:
+            return self._swept_to
+        now, wall = hub.clock(), hub.wall_clock()
+        oldest = min(
+            (s.created for s in self.searches.values() if not s.known), default=now
+        )
+        back = min(now - oldest, 2 * hub.discover_max)
+        return int((wall - back) * _MS) - hub.window_ms
+
+    async def _sweep(self, *, finish: bool) -> bool:
+        """One search of the group from :meth:`_sweep_start`, every page; each
+        stream name not known yet under a followed prefix is handed to its
+        jobs, which read it from its head. Whether it went to its end."""
+        hub = self.hub
+        params: dict[str, Any] = {
+            "logGroupName": self.group, "startTime": max(0, self._sweep_start()),
+        }
+        common = _common_prefix(self.searches)
+        if common:
+            params["logStreamNamePrefix"] = common
+        tokens: set[str] = set()
+        while True:
+            hub.stats.sweep_calls += 1
+            try:
+                response = await hub._call(
+                    "logs", "FilterLogEvents",
+                    priority=Priority.FINISH if finish else Priority.DISCOVER,
+                    **params,
+                )
+            except Exception as error:
+                if is_not_found(error):
+                    hub.stats.not_found += 1  # no group yet: nothing written
+                    hub.stats.sweeps += 1
+                    return True
+                if is_throttling(error):
+                    hub.stats.throttled += 1
+                    return False
+                raise
+            self._found_in_sweep(response.get("events") or [])
+            token = response.get("nextToken") or None
+            if token is None or token in tokens:
+                hub.stats.sweeps += 1
+                return True
+            tokens.add(token)
+            params["nextToken"] = token
+
+    def _found_in_sweep(self, events: Iterable[Mapping[str, Any]]) -> None:
+        seen: set[str] = set()
+        for event in events:
+            name = str(event.get("logStreamName", ""))
+            if name in seen:
+                continue
+            seen.add(name)
+            cut = name.find("/")
+            while cut >= 0:
+                search = self.searches.get(name[: cut + 1])
+                if search is not None and name not in search.known:
+                    search.known.add(name)
+                    search.misses = search.quiet = 0
+                    # listed on its own only by the safety net from now on
+                    search.due = self.hub.clock() + rediscovery_delay(
+                        known=len(search.known), misses=0, quiet=0,
+                        base=self.hub.discover_interval, cap=self.hub.discover_max,
+                        settled_max=self.hub.rediscover_max,
+                    )
+                    self.hub.stats.swept += 1
+                    for owner, sources in list(search.subscribers.items()):
+                        for source in list(sources):
+                            owner._found(self, source, [name])
+                cut = name.find("/", cut + 1)
 
     # ------------------------------------------------------------ reading
 
