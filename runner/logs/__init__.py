@@ -70,6 +70,24 @@ saved (``on_token``), so a saved position never runs ahead of the lines.
   Passes are served drain first (Priority.FINISH), then jobs without streams
   or poked, then the safety net (Priority.DISCOVER), so a short budget delays
   the safety net, never a job's first lines or its end.
+- The sweep (a group with ``sweep_from``, 50, prefixes or more; back to
+  listings below half of it): instead of a DescribeLogStreams per job and
+  pass, one FilterLogEvents search of the whole group every
+  ``discover_interval``, from ``window`` behind where the last one started,
+  narrowed by ``logStreamNamePrefix`` to what every followed prefix starts
+  with (``sweep-`` for a matrix). Every page is followed; each stream name
+  not known yet under a followed prefix (cut at each "/") is handed to its
+  jobs and read from its head by the batched reads. A drain waits for the
+  next sweep (at Priority.FINISH) instead of listing. Prefixes are still
+  listed on their own by a job attaching after a restart (its streams may be
+  quiet), by a job that ends without a stream, by a source that leaves, by
+  the safety net, and by a job that no sweep has given a stream within
+  twice ``discover_max`` (its first lines became visible too late for the
+  sweeps). Cost: about (lines a second in the group x (``discover_interval``
+  + ``window``)) / 10,000 calls a sweep, whatever the number of jobs: at
+  1,000 running jobs of 2 instances writing a line each 2.4 s, about 12,000
+  events, 2 calls a sweep. The group is the account's: another team's jobs
+  writing there are read too, and dropped.
 - Priorities: drain reads and the drain's last listing at Priority.FINISH,
   live reads at Priority.LIVE, other listings at Priority.DISCOVER. A batch
   with a draining stream is read at FINISH.
@@ -83,7 +101,10 @@ saved (``on_token``), so a saved position never runs ahead of the lines.
 
 What it costs
 -------------
-Per job of 120 s with 2 instances: DescribeLogStreams about 1 pass to find
+With the sweep, no DescribeLogStreams per job but for the cases above; the
+scale model measures 1.3 FilterLogEvents and 1.0 DescribeLogStreams a job at
+100 jobs (the first 50 list before the sweep begins). Without it (fewer than
+``sweep_from`` jobs in the group), per job of 120 s with 2 instances: DescribeLogStreams about 1 pass to find
 its streams (plus one for each pass made before its containers wrote: 5, 15,
 35 s... after it was followed) and 1 in its drain; FilterLogEvents about
 (120 s / ``poll_interval``) / 50 reads, since one read serves 50 such jobs,
@@ -99,6 +120,9 @@ Failure cases
 Streams over one page
     DescribeLogStreams is paginated (50 a page, every page followed; a repeated
     token ends it). A job with more than 100 streams is read in several batches.
+A sweep throttled
+    Tried again after ``discover_interval`` from the same start; a drain waiting
+    for it waits for a sweep that went to its end.
 Streams that appear late
     A stream listed later joins at the next round, read from its head, so its
     first lines are printed however long ago they were written. While the job
