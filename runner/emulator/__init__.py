@@ -1,12 +1,16 @@
-"""A local SageMaker, CloudWatch Logs and STS (GetCallerIdentity), in the AWS wire protocol.
+"""A local SageMaker, CloudWatch Logs, SQS, EventBridge and STS
+(GetCallerIdentity), in the AWS wire protocol.
 
 ``async with Emulator() as emu:`` then point aiobotocore clients at
 ``emu.url``. Behaviour of jobs is set by ``smrun:emulator:*`` tags on the
 create request (see :mod:`runner.emulator.training`); faults (throttling,
 5xx, refused keys, AccessDenied...) by :class:`FaultConfig`; time by the
-``clock`` argument. Given ``events_url``, every state change is published to
-that EventBridge (imperfectly, with :class:`EventFaults`); :meth:`Emulator.rates_report`
-tells calls per operation per second and the emulator's CPU.
+``clock`` argument. Every state change is published (imperfectly, with
+:class:`EventFaults`) to the EventBridge at ``events_url`` when one is given,
+else to the emulator's own bus whenever a rule there has a target (which is
+what ``smrun events setup`` against the emulator makes);
+:meth:`Emulator.rates_report` tells calls per operation per second and the
+emulator's CPU.
 """
 
 from runner.emulator.auth import KeyRefusal

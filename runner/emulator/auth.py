@@ -25,7 +25,9 @@ Codes, messages and statuses, and where they were checked:
   and EMR API references) give 400; the message form is quoted in
   aws-samples/aws-modern-application-workshop#253 and
   philschmid/cdk-samples#2 (``... because no identity-based policy allows
-  the sagemaker:InvokeEndpoint action``).
+  the sagemaker:InvokeEndpoint action``). SQS, which came from the query
+  protocol, also names it ``AccessDenied`` in its ``x-amzn-query-error``
+  header, and botocore reports that code.
 
 The STS (query protocol) equivalents are in :mod:`runner.emulator.sts`.
 """
@@ -46,7 +48,7 @@ KeyRefusal = Literal["invalid_key", "expired_token", "bad_signature"]
 KEY_REFUSALS: tuple[str, ...] = get_args(KeyRefusal)
 
 # The services whose operations can be denied, by IAM service prefix.
-DENIABLE_SERVICES = ("sagemaker", "logs", "sts")
+DENIABLE_SERVICES = ("sagemaker", "logs", "sts", "sqs", "events")
 
 # (code, message), each sent with HTTP 400.
 _REFUSALS: Mapping[str, tuple[str, str]] = MappingProxyType(
@@ -206,6 +208,7 @@ def access_denied(principal_arn: str, service: str, operation: str, resource: st
         "AccessDeniedException",
         f"User: {principal_arn} is not authorized to perform: {action} on resource: "
         f"{resource} because no identity-based policy allows the {action} action",
+        query_code="AccessDenied",  # what SQS calls it
     )
 
 
@@ -223,6 +226,14 @@ def _sagemaker_resource(operation: str, wire: Mapping[str, Any], region: str, ac
         return "*"
     # SageMaker ARNs carry names lower-cased, as the emulator's own do.
     return f"arn:aws:sagemaker:{region}:{account}:{_kebab(noun)}/{name.lower()}"
+
+
+def _sqs_resource(wire: Mapping[str, Any], region: str) -> str:
+    # a queue URL ends in /{account}/{name}
+    parts = str(wire.get("QueueUrl", "")).rstrip("/").split("/")
+    if len(parts) < 2 or not parts[-2].isdigit():
+        return "*"
+    return f"arn:aws:sqs:{region}:{parts[-2]}:{parts[-1]}"
 
 
 def _logs_resource(operation: str, wire: Mapping[str, Any], region: str, account: str) -> str:
@@ -249,4 +260,6 @@ def resource_arn(
         return _sagemaker_resource(operation, wire, region, account)
     if service == "logs":
         return _logs_resource(operation, wire, region, account)
+    if service == "sqs":
+        return _sqs_resource(wire, region)
     return "*"

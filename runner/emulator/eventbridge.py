@@ -2,7 +2,7 @@
 
 A runner with a thousand jobs learns of their changes from events rather than
 by asking, and keeps a slow reconciling poll for the events that never come.
-So, given an EventBridge endpoint, the emulator sends one event for each
+So, while it publishes, the emulator sends one event for each
 change of status or secondary status of every training, processing,
 transform, tuning and labeling job and every endpoint, at the moment the
 change happens on the emulator's clock (the kinds announce their changes from
@@ -19,8 +19,15 @@ their Describe* output too is this emulator's guess. (One AWS sample shows an
 endpoint's status as ``IN_SERVICE``; this emulator sends the API's
 ``InService``.)
 
-Events are sent in the background through ``PutEvents`` (an aiobotocore
-client, SigV4-signed with dummy keys), never in the way of a request: a
+It publishes in one of two ways:
+
+- given an EventBridge endpoint (``url``: moto, or a real one), through
+  ``PutEvents`` calls (an aiobotocore client, SigV4-signed with dummy keys);
+- without one, to the emulator's own bus (:mod:`runner.emulator.bus`), in
+  process, whenever that bus has an enabled rule with a target: the path
+  ``smrun events setup`` makes, from the SageMaker of the emulator to its SQS.
+
+Either way events go out in the background, never in the way of a request: a
 change is queued and a few workers send batches of up to 10. Each resource is
 always sent by the same worker, one batch at a time, so its events go out in
 the order they happened. A failed call or entry is tried again, up to
@@ -51,6 +58,7 @@ from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError
 
+from runner.emulator.bus import EventBus
 from runner.emulator.resources import SageMaker, StateChange
 
 SOURCE = "aws.sagemaker"
@@ -92,10 +100,10 @@ class EventFaults:
 
 @dataclass
 class EventCounters:
-    changes: int = 0  # state changes seen while an endpoint was set
+    changes: int = 0  # state changes seen while publishing
     queued: int = 0  # events put in the queue (changes, less dropped, plus duplicates)
-    calls: int = 0  # PutEvents requests made
-    sent: int = 0  # events PutEvents accepted
+    calls: int = 0  # PutEvents requests made (or batches handed to the own bus)
+    sent: int = 0  # events PutEvents (or the own bus) accepted
     retried: int = 0  # events sent again after a failed call or entry
     failed: int = 0  # events given up after MAX_ATTEMPTS
     dropped: int = 0  # by the drop fault
@@ -107,18 +115,21 @@ class EventCounters:
 
 
 class EventPublisher:
-    """Sends the StateChanges of ``sagemaker`` to an EventBridge at ``url``."""
+    """Sends the StateChanges of ``sagemaker`` to an EventBridge at ``url`` or,
+    with no url, to ``bus`` while it has listeners."""
 
     def __init__(
         self,
         sagemaker: SageMaker,
         *,
         url: str | None = None,
+        bus: EventBus | None = None,
         faults: EventFaults | None = None,
         workers: int = WORKERS,
     ) -> None:
         self.sagemaker = sagemaker
         self.url = url
+        self.bus = bus
         self.counters = EventCounters()
         self._faults = EventFaults()
         self._rng = random.Random()
@@ -143,18 +154,31 @@ class EventPublisher:
     def running(self) -> bool:
         return bool(self._tasks)
 
+    @property
+    def local(self) -> bool:
+        """Whether events go to the emulator's own bus (no url, and a listener on it)."""
+        return self.url is None and self.bus is not None and self.bus.listening
+
+    @property
+    def publishing(self) -> bool:
+        return self.url is not None or self.local
+
     def pending(self) -> int:
         """Events queued or held back, not yet sent or given up."""
         return sum(q.qsize() for q in self._queues) + sum(len(h) for h in self._held.values())
 
     def report(self) -> dict[str, Any]:
         """What ``GET /_emulator/events`` answers."""
-        return {
+        report: dict[str, Any] = {
             "url": self.url,
+            "local": self.local,
             "faults": self._faults.to_json(),
             "counters": self.counters.to_json(),
             "pending": self.pending(),
         }
+        if self.bus is not None:
+            report["bus"] = self.bus.counters.to_json()
+        return report
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -186,7 +210,7 @@ class EventPublisher:
 
     def submit(self, change: StateChange) -> None:
         """Queue the event for ``change`` (a SageMaker listener: it must not block)."""
-        if self.url is None:
+        if not self.publishing:
             return
         self.counters.changes += 1
         entry = self._entry(change)
@@ -256,22 +280,30 @@ class EventPublisher:
             if attempt:
                 self.counters.retried += len(pending)
                 await asyncio.sleep(RETRY_DELAY * 2 ** (attempt - 1))
-            url = self.url
-            if url is None:
+            if not self.publishing:
                 break  # publishing was turned off meanwhile
             try:
-                client = await self._client(url)
-                self.counters.calls += 1
-                response = await client.put_events(Entries=pending)
+                results = await self._put(pending)
             except (BotoCoreError, ClientError, aiohttp.ClientError, OSError, TimeoutError):
                 continue
-            results = response.get("Entries", [])
             failed = [e for e, r in zip(pending, results, strict=False) if r.get("ErrorCode")]
             self.counters.sent += len(pending) - len(failed)
             pending = failed
             if not pending:
                 return
         self.counters.failed += len(pending)
+
+    async def _put(self, entries: list[Entry]) -> list[dict[str, Any]]:
+        """One PutEvents: to the url if there is one, else to the own bus; a
+        result per entry."""
+        self.counters.calls += 1
+        if self.url is None:
+            assert self.bus is not None  # publishing without a url: to the bus
+            return self.bus.put_events(entries, trusted=True)
+        client = await self._client(self.url)
+        response = await client.put_events(Entries=entries)
+        results: list[dict[str, Any]] = response.get("Entries", [])
+        return results
 
     async def _client(self, url: str) -> Any:
         async with self._client_lock:

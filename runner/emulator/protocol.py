@@ -1,4 +1,4 @@
-"""The AWS JSON 1.1 wire protocol, driven by botocore's service models.
+"""The AWS JSON 1.0 and 1.1 wire protocols, driven by botocore's service models.
 
 Everything here is generic: what an operation accepts and returns comes from
 ``botocore``'s model of the service, never from a schema written by hand. A
@@ -6,7 +6,12 @@ request is decoded, its wire values turned into Python (epoch numbers into
 datetimes, base64 into bytes), then validated twice: by botocore's own
 ``ParamValidator`` (types, required and unknown members, unions) and by the
 checks a server does that botocore's client leaves out (max length, max value,
-enums, patterns). Errors come back the way AWS sends them for JSON 1.1.
+enums, patterns). Errors come back the way AWS sends them for JSON: a body of
+``__type`` and ``message``, and, for a service that moved to JSON from the
+query protocol (SQS, ``awsQueryCompatible`` in its model), an
+``x-amzn-query-error`` header of ``Code;Sender`` from which botocore takes the
+error code its callers see (``AWS.SimpleQueueService.NonExistentQueue`` for a
+body's ``QueueDoesNotExist``).
 """
 
 from __future__ import annotations
@@ -31,13 +36,19 @@ Params = dict[str, Any]
 
 
 class ApiError(Exception):
-    """An error the emulated service returns to its caller, as AWS would."""
+    """An error the emulated service returns to its caller, as AWS would.
 
-    def __init__(self, code: str, message: str, status: int = 400) -> None:
+    ``query_code`` is the code the service's older query protocol gave the
+    error, where it differs from ``code`` (SQS's legacy codes)."""
+
+    def __init__(
+        self, code: str, message: str, status: int = 400, *, query_code: str | None = None
+    ) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
         self.status = status
+        self.query_code = query_code
 
     def body(self) -> bytes:
         return json.dumps({"__type": self.code, "message": self.message}).encode()
@@ -101,20 +112,37 @@ class ServiceProtocol:
     """Parsing, validation and serialization for one service model."""
 
     def __init__(
-        self, model: ServiceModel, *, validation_code: str = "ValidationException"
+        self,
+        model: ServiceModel,
+        *,
+        validation_code: str = "ValidationException",
+        check_enums: bool = True,
     ) -> None:
         self.model = model
         self.validation_code = validation_code  # the error code a constraint violation gets
+        # False for a service that checks names itself, in its own words (SQS's
+        # attribute names: InvalidAttributeName)
+        self.check_enums = check_enums
         self.service_name: str = model.service_name
         self.target_prefix: str = model.metadata.get("targetPrefix", "")
+        self.content_type = f"application/x-amz-json-{model.metadata.get('jsonVersion', '1.1')}"
+        self.query_compatible = "awsQueryCompatible" in model.metadata
         self._validator = ParamValidator()
         self._patterns: dict[str, re.Pattern[str] | None] = {}
 
     @classmethod
     def for_service(
-        cls, service_name: str, *, validation_code: str = "ValidationException"
+        cls,
+        service_name: str,
+        *,
+        validation_code: str = "ValidationException",
+        check_enums: bool = True,
     ) -> ServiceProtocol:
-        return cls(load_service_model(service_name), validation_code=validation_code)
+        return cls(
+            load_service_model(service_name),
+            validation_code=validation_code,
+            check_enums=check_enums,
+        )
 
     def operation(self, name: str) -> OperationModel | None:
         if name not in self.model.operation_names:
@@ -221,7 +249,7 @@ class ServiceProtocol:
             if "max" in meta and value > meta["max"]:
                 out.append(f"Member must have value less than or equal to {meta['max']}")
         if kind == "string" and isinstance(value, str):
-            enum = meta.get("enum")
+            enum = meta.get("enum") if self.check_enums else None
             if enum and value not in enum:
                 out.append(f"Member must satisfy enum value set: [{', '.join(enum)}]")
             pattern = meta.get("pattern")
@@ -266,6 +294,16 @@ class ServiceProtocol:
                     )
 
     # -- responses -------------------------------------------------------
+
+    def error_headers(self, error: ApiError, request_id: str) -> dict[str, str]:
+        """The headers of ``error`` as this service sends them: its JSON version's
+        content type and, if the service came from the query protocol, the
+        ``x-amzn-query-error`` header (``Code;Sender`` or ``Code;Receiver``)."""
+        headers = {**error.headers(request_id), "Content-Type": self.content_type}
+        if self.query_compatible:
+            fault = "Receiver" if error.status >= 500 else "Sender"
+            headers["x-amzn-query-error"] = f"{error.query_code or error.code};{fault}"
+        return headers
 
     def serialize(self, operation: OperationModel, result: Mapping[str, Any] | None) -> bytes:
         """A handler's result as the JSON body of the operation's output shape."""

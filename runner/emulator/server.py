@@ -1,6 +1,8 @@
-"""The emulator's HTTP server: SageMaker, CloudWatch Logs and STS on one port.
+"""The emulator's HTTP server: SageMaker, CloudWatch Logs, SQS, EventBridge and
+STS on one port.
 
-JSON 1.1 requests are routed by the ``X-Amz-Target`` prefix to a service; each
+JSON 1.0 and 1.1 requests are routed by the ``X-Amz-Target`` prefix to a
+service (``SageMaker``, ``Logs_20140328``, ``AmazonSQS``, ``AWSEvents``); each
 service brings its protocol (from botocore's model) and a table of handlers,
 so this module knows nothing about any resource kind. A request without that
 header that is form-encoded, or signed for ``sts`` in its SigV4 credential
@@ -14,10 +16,13 @@ expired token or a bad signature (:mod:`runner.emulator.auth`). Operations on
 its ``deny`` lists get AccessDenied.
 
 Every request is counted by operation and second (:mod:`runner.emulator.rates`).
-Given an EventBridge endpoint (``events_url``), every state change of every job
-kind is published there (:mod:`runner.emulator.eventbridge`); the world is then
-also advanced in the background, at each moment something falls due, so that
-events go out when their change happens even while no request comes in.
+Every state change of every job kind is published (:mod:`runner.emulator.eventbridge`)
+to an EventBridge endpoint when one is given (``events_url``), else to the
+emulator's own bus (:mod:`runner.emulator.bus`) whenever it has an enabled
+rule with a target, which delivers to the emulator's own queues
+(:mod:`runner.emulator.queues`). While events are published either way, the
+world is also advanced in the background, at each moment something falls due,
+so that events go out when their change happens even while no request comes in.
 
 Admin endpoints, for tests and benchmarks in another process:
 ``GET /_emulator/health``, ``GET /_emulator/requests``,
@@ -26,14 +31,17 @@ Admin endpoints, for tests and benchmarks in another process:
 of access key id -> principal ARN, replacing the mapping),
 ``GET /_emulator/rates`` (calls per operation: total and peak per second;
 process CPU) and ``POST /_emulator/rates`` (start counting afresh),
-``GET /_emulator/events`` (endpoint, faults, counters, pending) and
+``GET /_emulator/events`` (endpoint, whether events go to the own bus
+instead, faults, counters, pending, the bus's counters) and
 ``POST /_emulator/events`` (``{"url": ..., "faults": {...}}``, either optional;
-a null url stops publishing).
+a null url stops publishing there, and events go to the own bus whenever it
+has listeners).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import random
 import re
 import signal
@@ -56,9 +64,11 @@ from runner.emulator.auth import (
     refusal_error,
     resource_arn,
 )
+from runner.emulator.bus import EventBus
 from runner.emulator.eventbridge import EventFaults, EventPublisher
 from runner.emulator.logs import FILTER_SCAN_LIMIT, LogsService, LogStore
-from runner.emulator.protocol import JSON_CONTENT_TYPE, ApiError, ServiceProtocol, decode_body
+from runner.emulator.protocol import ApiError, ServiceProtocol, decode_body
+from runner.emulator.queues import SqsService
 from runner.emulator.rates import RateCounter
 from runner.emulator.resources import Handler, SageMaker, Scheduler, call_handler, install_kinds
 from runner.emulator.sts import (
@@ -170,13 +180,14 @@ def _operation_set(name: str, value: Any) -> frozenset[str]:
 
 @dataclass(frozen=True)
 class Service:
-    name: str  # "sagemaker" or "logs", as in the request log
+    name: str  # "sagemaker", "logs", "sqs" or "events", as in the request log
     protocol: ServiceProtocol
     operations: Mapping[str, Handler]
 
 
 class Emulator:
-    """SageMaker, CloudWatch Logs and STS on loopback, in the AWS wire protocol.
+    """SageMaker, CloudWatch Logs, SQS, EventBridge and STS on loopback, in the
+    AWS wire protocol.
 
     ``async with Emulator() as emu:`` starts it on a free port; point clients
     at ``emu.url``. ``clock`` is the only source of time (pass a
@@ -184,7 +195,9 @@ class Emulator:
     ``identities`` maps access key ids to the principal ARNs STS names for
     them (by default an IAM user of ``account`` named after the key).
     ``events_url`` is an EventBridge endpoint to publish every state change
-    to (settable later: :attr:`events_url`), with ``event_faults``.
+    to (settable later: :attr:`events_url`), with ``event_faults``; without
+    one, changes go to the emulator's own bus (:attr:`bus`) while it has an
+    enabled rule with a target.
     """
 
     def __init__(
@@ -211,19 +224,31 @@ class Emulator:
             scheduler=self.scheduler,
         )
         install_kinds(self.sagemaker)
-        self.events = EventPublisher(self.sagemaker, url=events_url, faults=event_faults)
+        self.url = ""
+        self.sqs = SqsService(region=region, account=account, clock=clock, origin=self._origin)
+        self.bus = EventBus(
+            region=region,
+            account=account,
+            clock=clock,
+            queues=self.sqs,
+            on_change=self._update_publishing,
+        )
+        self.events = EventPublisher(
+            self.sagemaker, url=events_url, bus=self.bus, faults=event_faults
+        )
         self.sagemaker.listeners.append(self.events.submit)
         self.rates = RateCounter(clock)
         self._ticker: asyncio.Task[None] | None = None
-        self._publishing = asyncio.Event()  # set while events_url is
-        if events_url is not None:
-            self._publishing.set()
+        self._publishing = asyncio.Event()  # set while events are published, either way
+        self._update_publishing()
         self.tick_error: BaseException | None = None  # what stopped the background ticks
         self.services: dict[str, Service] = {
             s.protocol.target_prefix: s
             for s in (
                 Service("sagemaker", self.sagemaker.protocol, self.sagemaker.operations),
                 Service("logs", self.logs_service.protocol, self.logs_service.operations),
+                Service("sqs", self.sqs.protocol, self.sqs.operations),
+                Service("events", self.bus.protocol, self.bus.operations),
             )
         }
         self.identities = Identities(account)
@@ -238,7 +263,6 @@ class Emulator:
         self._request_ids = 0
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
-        self.url = ""
 
     # -- configuration and inspection --------------------------------------
 
@@ -256,16 +280,26 @@ class Emulator:
 
     @property
     def events_url(self) -> str | None:
-        """The EventBridge endpoint state changes go to; None: they go nowhere."""
+        """The EventBridge endpoint state changes go to; None: to the own bus,
+        while it has an enabled rule with a target (else nowhere)."""
         return self.events.url
 
     @events_url.setter
     def events_url(self, url: str | None) -> None:
         self.events.url = url
-        if url is None:
-            self._publishing.clear()
-        else:
+        self._update_publishing()
+
+    def _update_publishing(self) -> None:
+        """Let the background ticks run exactly while events are published."""
+        if self.events.publishing:
             self._publishing.set()
+        else:
+            self._publishing.clear()
+
+    def _origin(self) -> str:
+        """The URL the request being served reached the emulator at (its Host
+        header), else :attr:`url`: what queue URLs begin with."""
+        return _ORIGIN.get() or self.url
 
     def rates_report(self) -> dict[str, Any]:
         """Calls per operation (total, peak per second) and this process's CPU:
@@ -320,11 +354,13 @@ class Emulator:
         bound_port = self._runner.addresses[0][1]
         self.url = f"http://{host}:{bound_port}"
         self.rates.reset()
+        self.sqs.open()
         self.events.start()
         self._ticker = asyncio.create_task(self._tick())
         return self.url
 
     async def stop(self) -> None:
+        self.sqs.close()  # long polls end now, not after up to 20 s
         if self._ticker is not None:
             self._ticker.cancel()
             await asyncio.gather(self._ticker, return_exceptions=True)
@@ -371,12 +407,11 @@ class Emulator:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         request_id = self._request_id()
+        _ORIGIN.set(f"{request.scheme}://{request.host}")
         try:
             return await self._dispatch(request, request_id)
         except ApiError as error:
-            return web.Response(
-                status=error.status, body=error.body(), headers=error.headers(request_id)
-            )
+            return _error_response(error, error.headers(request_id))
 
     async def _dispatch(self, request: web.Request, request_id: str) -> web.StreamResponse:
         target = request.headers.get("X-Amz-Target")
@@ -394,6 +429,14 @@ class Emulator:
         service = self.services.get(prefix)
         if service is None or not operation_name:
             raise ApiError("UnknownOperationException", f"Unknown target '{target}'")
+        try:
+            return await self._serve(service, operation_name, request, request_id)
+        except ApiError as error:
+            return _error_response(error, service.protocol.error_headers(error, request_id))
+
+    async def _serve(
+        self, service: Service, operation_name: str, request: web.Request, request_id: str
+    ) -> web.StreamResponse:
         caller = self._caller(request)
         try:
             wire, unreadable = decode_body(await request.read()), None
@@ -414,7 +457,8 @@ class Emulator:
         if operation is None or handler is None:
             raise ApiError(
                 "UnknownOperationException",
-                f"{prefix}.{operation_name} is not an operation this emulator serves",
+                f"{service.protocol.target_prefix}.{operation_name} is not an operation "
+                "this emulator serves",
             )
         params = service.protocol.parse(operation, wire)
         self.advance()
@@ -426,7 +470,7 @@ class Emulator:
             raise ApiError("InternalFailure", f"{type(exc).__name__}: {exc}", 500) from exc
         return web.Response(
             body=service.protocol.serialize(operation, result),
-            headers={"Content-Type": JSON_CONTENT_TYPE, "x-amzn-RequestId": request_id},
+            headers={"Content-Type": service.protocol.content_type, "x-amzn-RequestId": request_id},
         )
 
     async def _dispatch_query(self, request: web.Request, request_id: str) -> web.StreamResponse:
@@ -590,10 +634,17 @@ class Emulator:
 TICK_MIN = 0.02
 TICK_MAX = 0.25
 
+# the scheme and Host of the request being served (each request has its own task)
+_ORIGIN: contextvars.ContextVar[str] = contextvars.ContextVar("origin", default="")
+
 # "Credential=AKID/20261201/us-east-1/sts/aws4_request": the key id and the
 # service the request was signed for.
 _CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/")
 _SCOPE_SERVICE = re.compile(r"Credential=[^/,\s]+/[^/,\s]*/[^/,\s]*/([^/,\s]+)/")
+
+
+def _error_response(error: ApiError, headers: Mapping[str, str]) -> web.Response:
+    return web.Response(status=error.status, body=error.body(), headers=headers)
 
 
 def _is_query_call(request: web.Request) -> bool:
