@@ -3,10 +3,11 @@
     python -m bench.fanout --jobs 1000 --instances 2 --duration 120 --lines 50 \\
         --strategy list --create-rate 20
 
-The emulator runs in its own process (so its CPU is not the runner's), and for
-``--strategy events`` moto runs in another one: the emulator publishes its
-state changes to moto's EventBridge, whose rule delivers them to moto's SQS
-queue, which the runner reads. The runner works with **production timings**
+The emulator runs in its own process (so its CPU is not the runner's). For
+``--strategy events`` ``smrun events setup`` makes the rule and the queue in
+the emulator's own EventBridge and SQS, which deliver its state changes to the
+queue the runner reads (moto's, tried first, saturated at about 15 events a
+second). The runner works with **production timings**
 (``Settings()``) and the budgets it would use in us-east-1; only the create
 rate may be raised (``--create-rate``), to load the emulator quickly.
 
@@ -162,20 +163,6 @@ def child(argv: list[str], what: str, *, quiet: bool = False
         proc.wait(timeout=30)
 
 
-MOTO = """
-import signal, sys, threading
-from moto.server import ThreadedMotoServer
-server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-server.start()
-host, port = server.get_host_and_port()
-print(f"http://{host}:{port}", flush=True)
-stop = threading.Event()
-signal.signal(signal.SIGTERM, lambda *a: stop.set())
-stop.wait()
-server.stop()
-"""
-
-
 def admin(url: str, path: str) -> Any:
     with urllib.request.urlopen(f"{url}/_emulator/{path}", timeout=30) as response:
         return json.load(response)
@@ -227,8 +214,7 @@ def peak_rates(operations: Mapping[str, Any], budgets: CountingBudgets
     sent = budgets.peaks()
     out: dict[str, dict[str, Any]] = {}
     for operation, row in sorted(operations.items()):
-        service = "logs" if _is_logs(operation) or operation.endswith("LogEvents") else (
-            "sts" if operation == "GetCallerIdentity" else "sagemaker")
+        service = _service_of(operation)
         family = family_of(service, operation)
         budget = limits.get(family)
         peak = int(row.get("peak_per_second", 0))
@@ -240,7 +226,7 @@ def peak_rates(operations: Mapping[str, Any], budgets: CountingBudgets
 # ----------------------------------------------------------------- the run
 
 
-async def drive(args: argparse.Namespace, url: str, moto: str | None) -> dict[str, Any]:
+async def drive(args: argparse.Namespace, url: str) -> dict[str, Any]:
     settings = settings_from(args.settings)
     rates: dict[str, float] = {}
     bursts: dict[str, float] = {}
@@ -249,12 +235,11 @@ async def drive(args: argparse.Namespace, url: str, moto: str | None) -> dict[st
     budgets = CountingBudgets(rates, bursts=bursts, region=REGION)
     config = AwsConfig(region=REGION, endpoint_url=url, logs_endpoint_url=url,
                        sts_endpoint_url=url, static_credentials=CREDENTIALS,
-                       max_pool_connections=100, sqs_endpoint_url=moto, events_endpoint_url=moto)
+                       max_pool_connections=100, sqs_endpoint_url=url, events_endpoint_url=url)
     tally = Tally()
     queue_url: str | None = None
     if args.strategy == "events":
-        assert moto is not None
-        queue_url = await events_queue(config, url, moto)
+        queue_url = await events_queue(config)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     cpu_before = cpu_seconds(resource.RUSAGE_SELF)
     started = time.time()
@@ -273,7 +258,7 @@ async def drive(args: argparse.Namespace, url: str, moto: str | None) -> dict[st
     cpu = cpu_seconds(resource.RUSAGE_SELF) - cpu_before
     wall = ended - started
     counted = admin(url, "rates")
-    published = admin(url, "events") if moto else None
+    published = admin(url, "events") if args.strategy == "events" else None
     # creation time: from the start to the last job's SageMaker CreationTime
     creation = max(tally.created.values(), default=started) - started
 
@@ -324,26 +309,40 @@ async def drive(args: argparse.Namespace, url: str, moto: str | None) -> dict[st
     }
 
 
+_SQS = {"ReceiveMessage", "DeleteMessage", "DeleteMessageBatch", "GetQueueAttributes",
+        "SetQueueAttributes", "CreateQueue", "GetQueueUrl", "ListQueues", "DeleteQueue"}
+_EVENTS = {"PutRule", "PutTargets", "DescribeRule", "ListTargetsByRule", "RemoveTargets",
+           "DeleteRule", "PutEvents"}
+
+
+def _service_of(operation: str) -> str:
+    """Which service an operation the emulator counted belongs to."""
+    if _is_logs(operation) or operation.endswith("LogEvents"):
+        return "logs"
+    if operation == "GetCallerIdentity":
+        return "sts"
+    if operation in _SQS:
+        return "sqs"
+    if operation in _EVENTS:
+        return "events"
+    return "sagemaker"
+
+
 def _is_logs(operation: str) -> bool:
     return operation in {"GetLogEvents", "FilterLogEvents", "DescribeLogStreams"}
 
 
 def _is_other(operation: str) -> bool:
-    return operation in {"GetCallerIdentity", "ReceiveMessage", "DeleteMessageBatch"}
+    return operation == "GetCallerIdentity" or operation in _SQS or operation in _EVENTS
 
 
-async def events_queue(config: AwsConfig, emulator: str, moto: str) -> str:
-    """The rule and queue in moto, and the emulator told to publish there."""
+async def events_queue(config: AwsConfig) -> str:
+    """The rule and queue in the emulator's EventBridge and SQS (``smrun events setup``)."""
     from runner.aws import Aws
     from runner.watch.setup import setup_events
 
     async with Aws(config) as aws:
         made = await setup_events(aws, kinds=KINDS)
-    request = urllib.request.Request(
-        f"{emulator}/_emulator/events", method="POST",
-        data=json.dumps({"url": moto}).encode(), headers={"Content-Type": "application/json"},
-    )
-    await anyio.to_thread.run_sync(lambda: urllib.request.urlopen(request, timeout=30).close())
     return made.queue_url
 
 
@@ -380,13 +379,9 @@ def render(report: Mapping[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     with ExitStack() as stack:
-        moto = None
-        if args.strategy == "events":
-            moto, _ = stack.enter_context(child([sys.executable, "-c", MOTO], "moto",
-                                                    quiet=True))
         url, _ = stack.enter_context(child(
             [sys.executable, "-m", "runner.cli", "emulator", "--port", "0"], "the emulator"))
-        report = anyio.run(drive, args, url, moto)
+        report = anyio.run(drive, args, url)
     print(render(report), file=sys.stderr)
     if args.json is not None:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
