@@ -22,7 +22,7 @@ from runner.aws import AwsConfig, EnvironmentProblem, Identity
 from runner.events import Event, Finished, LogLine, Notice, StatusChanged, Submitted
 from runner.job import Job
 from runner.kind import Kind
-from runner.manifest import JobSpec, Manifest, ManifestError
+from runner.manifest import DEFAULT_MAX_MATRIX, JobSpec, Manifest, ManifestError
 from runner.manifest import load_manifest as _load_manifest
 from runner.settings import OnCancel, Settings
 from runner.types import JobResult, Outcome
@@ -44,11 +44,13 @@ def load_manifest(
     *,
     kinds: Mapping[str, Kind] | None = None,
     source: str | None = None,
+    max_matrix: int = DEFAULT_MAX_MATRIX,
 ) -> Manifest:
     """Load and validate a manifest (a path or YAML text); the built-in kinds
     unless ``kinds`` is given (see :func:`runner.manifest.load_manifest`)."""
     return _load_manifest(
-        path_or_text, kinds=handlers.KINDS if kinds is None else kinds, source=source
+        path_or_text, kinds=handlers.KINDS if kinds is None else kinds, source=source,
+        max_matrix=max_matrix,
     )
 
 

@@ -16,15 +16,15 @@ import os
 import signal
 import sys
 import traceback
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import anyio
 
 from handlers import COMPONENTS, KINDS
 from runner.aws import Aws, AwsConfig, EnvironmentProblem
-from runner.console import Console, redact_text
-from runner.emulator import serve
+from runner.console import Console, Fold, redact_text
+from runner.emulator import Quotas, serve
 from runner.engine import Runner
 from runner.iam import policies, resolve_kinds, usage_of
 from runner.journal import Journal, default_state_dir
@@ -38,9 +38,10 @@ from runner.kfp import (
     run_component,
     with_tags,
 )
-from runner.manifest import Manifest, ManifestError, load_manifest
+from runner.manifest import DEFAULT_MAX_MATRIX, Manifest, ManifestError, load_manifest
 from runner.outputs import summary, write_json, write_output_file
 from runner.settings import OnCancel, Settings
+from runner.types import JobResult
 from runner.v1 import Component
 from runner.watch.setup import DEFAULT_NAME, setup_events, teardown_events
 from runner.watch.status import Strategy
@@ -61,6 +62,34 @@ def _common_aws(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", help="AWS profile name")
     parser.add_argument("--sqs-endpoint-url", help="SQS endpoint URL (the events queue)")
     parser.add_argument("--events-endpoint-url", help="EventBridge endpoint URL")
+
+
+def _max_matrix(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--max-matrix", type=int, default=DEFAULT_MAX_MATRIX, metavar="N",
+                        help="the most items a matrix job may expand to "
+                        f"(default {DEFAULT_MAX_MATRIX}): more is an error, not an accident")
+
+
+def _quota(parser: argparse.ArgumentParser, *, local: bool = False) -> None:
+    parser.add_argument("--quota", action="append", default=[], metavar="NAME=N",
+                        help=("with --local: " if local else "") + "an account quota the "
+                        "emulator enforces, by its Service Quotas name, e.g. 'ml.m5.large "
+                        "for training job usage=2' (repeat for more; none by default)")
+
+
+def parse_quotas(texts: Sequence[str]) -> dict[str, float]:
+    """``NAME=N`` arguments as a mapping (the emulator checks the names)."""
+    quotas: dict[str, float] = {}
+    for text in texts:
+        name, sep, value = text.rpartition("=")
+        try:
+            limit = float(value)
+        except ValueError:
+            limit = -1.0
+        if not sep or not name.strip() or limit < 0:
+            raise ValueError(f"--quota {text!r}: give NAME=N, N a number >= 0")
+        quotas[name.strip()] = limit
+    return quotas
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -98,11 +127,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--events-queue-url",
                      help="the SQS queue of SageMaker's state-change events "
                      "(`smrun events setup` creates it and prints its URL)")
+    run.add_argument("--expand", action="store_true",
+                     help="show every item of a matrix in the live table and the summary "
+                     "(default: one row a matrix)")
+    _max_matrix(run)
+    _quota(run, local=True)
     _common_aws(run)
 
     check = sub.add_parser("validate", help="validate a manifest without creating anything")
     check.add_argument("manifest", nargs="?")
     check.add_argument("--manifest-text", help="the manifest itself, as YAML text")
+    _max_matrix(check)
 
     for component in COMPONENTS.values():
         _component_parser(sub, component)
@@ -125,12 +160,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "consuming process: SQS gives each message to one reader)")
     _common_aws(events)
 
-    emu = sub.add_parser("emulator", help="run the local SageMaker + CloudWatch Logs emulator")
+    emu = sub.add_parser("emulator", help="run the local SageMaker, CloudWatch Logs, SQS and "
+                         "EventBridge emulator")
     emu.add_argument("--host", default="127.0.0.1")
     emu.add_argument("--port", type=int, default=4566)
     emu.add_argument("--region", default="us-east-1")
     emu.add_argument("--events-endpoint-url", metavar="URL",
                      help="publish every job state change to this EventBridge endpoint")
+    _quota(emu)
     return parser
 
 
@@ -174,13 +211,38 @@ def _aws_config(args: argparse.Namespace, region: str | None = None) -> AwsConfi
 
 
 def _load(args: argparse.Namespace) -> Manifest:
+    limit = getattr(args, "max_matrix", DEFAULT_MAX_MATRIX)
     if args.manifest_text is not None:
-        return load_manifest(args.manifest_text + "\n", kinds=KINDS, source="<manifest text>")
+        return load_manifest(args.manifest_text + "\n", kinds=KINDS, source="<manifest text>",
+                             max_matrix=limit)
     if args.manifest is None:
         raise ManifestError(["give a manifest file, '-' or --manifest-text"])
     if args.manifest == "-":
-        return load_manifest(sys.stdin.read(), kinds=KINDS, source="<stdin>")
-    return load_manifest(args.manifest, kinds=KINDS)
+        return load_manifest(sys.stdin.read(), kinds=KINDS, source="<stdin>", max_matrix=limit)
+    return load_manifest(args.manifest, kinds=KINDS, max_matrix=limit)
+
+
+def folds_of(manifest: Manifest) -> list[Fold]:
+    """A fold of the console for each matrix, by the metric a ``best(...)``
+    reference of the manifest names for it (the first one, if several)."""
+    best: dict[str, tuple[str, str]] = {}
+    for key in manifest.order():
+        for ref in manifest.references(key):
+            if ref.aggregate == "best" and ref.job and ref.metric:
+                best.setdefault(ref.job, (ref.metric, ref.direction or "min"))
+    folds = []
+    for matrix in manifest.matrices.values():
+        metric, direction = best.get(matrix.key, (None, "min"))
+        folds.append(Fold(matrix.key, matrix.items, metric=metric, direction=direction))
+    return folds
+
+
+def run_succeeded(manifest: Manifest, results: Mapping[str, JobResult]) -> bool:
+    """Every plain job succeeded, and every matrix has its ``min_succeeded`` items."""
+    if not results:
+        return False
+    plain = [k for k, spec in manifest.jobs.items() if spec.matrix is None]
+    return all(manifest.satisfied(name, results) for name in [*plain, *manifest.matrices])
 
 
 async def until_signal(work: Callable[[], Awaitable[object]]) -> int | None:
@@ -236,12 +298,21 @@ async def run_command(args: argparse.Namespace, settings: Settings | None = None
     except (ManifestError, ValueError) as error:
         print(f"smrun: invalid manifest\n{redact_text(str(error))}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    try:
+        quotas = Quotas(parse_quotas(args.quota)) if args.quota else None
+    except ValueError as error:
+        print(f"smrun: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if quotas is not None and not args.local:
+        print("smrun: --quota sets the embedded emulator's quotas: it needs --local\n"
+              "  fix: SageMaker's own quotas are in Service Quotas", file=sys.stderr)
+        return EXIT_BAD_INPUT
     if args.watch == "events" and not args.events_queue_url:
         print("smrun: --watch events needs --events-queue-url\n"
               "  fix: create the queue with `smrun events setup` and pass the URL it prints",
               file=sys.stderr)
         return EXIT_BAD_INPUT
-    console = Console(fmt=args.log_format)
+    console = Console(fmt=args.log_format, expand=args.expand)
     overrides: dict[str, Any] = {"on_cancel": OnCancel(args.on_cancel)}
     if args.stop_grace is not None:
         overrides["stop_grace"] = args.stop_grace
@@ -257,12 +328,14 @@ async def run_command(args: argparse.Namespace, settings: Settings | None = None
         settings=settings,
         run_id=run_id,
         local=args.local,
+        local_quotas=quotas,
         sinks=[console],
         journal=journal,
         watch=args.watch,
         events_queue_url=args.events_queue_url,
     )
     console.plan({key: manifest.jobs[key].kind for key in manifest.order()})
+    console.fold(folds_of(manifest))
     try:
         async with runner:
             caught = await until_signal(lambda: runner.run_manifest(manifest))
@@ -284,7 +357,7 @@ async def run_command(args: argparse.Namespace, settings: Settings | None = None
                           markdown_summary(results, region, KINDS, COMPONENTS))
     if caught is not None:
         return caught
-    return EXIT_OK if results and all(r.ok for r in results.values()) else EXIT_FAILED
+    return EXIT_OK if run_succeeded(manifest, results) else EXIT_FAILED
 
 
 async def component_command(args: argparse.Namespace, settings: Settings | None = None) -> int:
@@ -388,8 +461,13 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "events":
         return anyio.run(events_command, args, backend="asyncio")
     if args.command == "emulator":
-        serve(host=args.host, port=args.port, region=args.region,
-              events_url=args.events_endpoint_url)
+        try:
+            quotas = parse_quotas(args.quota)
+            serve(host=args.host, port=args.port, region=args.region,
+                  events_url=args.events_endpoint_url, quotas=quotas)
+        except ValueError as error:
+            print(f"smrun emulator: {error}", file=sys.stderr)
+            return EXIT_BAD_INPUT
         return EXIT_OK
     return EXIT_BAD_INPUT
 

@@ -9,6 +9,13 @@ which jobs are still running, waiting or already failed. The run ends with a
 summary table a person can read, the outputs one per line (so a value is never
 wrapped inside a table cell) and a count.
 
+A matrix (one job template expanded into items ``NAME[i]``) is named to the
+console as a :class:`Fold`; unless the console was made with ``expand=True``
+the live table and the summary show each matrix as one row of counts (a run
+of a thousand items is not a thousand rows), and the summary names its best
+item by a final metric and its slowest one. The JSON ``summary`` record keeps
+every item in ``jobs`` and adds a ``matrices`` list when folds were named.
+
 Both renderings go through one structlog chain that starts with
 :func:`redact_processor`, and the live table and the summary are built from
 what that chain hands on, so a secret is redacted wherever it would show.
@@ -23,6 +30,7 @@ from __future__ import annotations
 
 import atexit
 import json
+import math
 import re
 import sys
 import threading
@@ -88,6 +96,27 @@ def redact_processor(
     logger: Any, method: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
     return {k: redact(v, k) for k, v in event_dict.items()}
+
+
+# ------------------------------------------------------------------ matrices
+
+
+@dataclass(frozen=True)
+class Fold:
+    """One matrix of the run: its key, its items' keys in order, and the final
+    metric (``details["metrics"]``) that names its best item, the lowest
+    (``direction="min"``) or highest (``"max"``) among the items that
+    succeeded; with ``metric=None`` no item is named best."""
+
+    key: str
+    items: tuple[str, ...]
+    metric: str | None = None
+    direction: str = "min"
+
+    def __post_init__(self) -> None:
+        if self.direction not in ("min", "max"):
+            raise ValueError(f"direction is 'min' or 'max', not {self.direction!r}")
+        object.__setattr__(self, "items", tuple(self.items))
 
 
 # ------------------------------------------------------------------ constants
@@ -168,16 +197,41 @@ class _Row:
             return "waiting"
         return self.status or "Submitted"
 
+    @property
+    def state(self) -> str:
+        """The word the live header counts the row under: running, waiting, failed, ..."""
+        if self.outcome is not None:
+            return _OUTCOME_WORDS.get(self.outcome, self.outcome.lower())
+        return "running" if self.running else "waiting"
+
+
+@dataclass(eq=False)
+class _Group:
+    """The rows of one matrix's items, shown as one row of the live table."""
+
+    fold: Fold
+    rows: list[_Row]
+
+    @property
+    def index(self) -> int:
+        return min(r.index for r in self.rows)
+
+    @property
+    def rank(self) -> int:
+        return min(r.rank for r in self.rows)
+
 
 class _Board:
     """The state of every job, fed by the structlog chain (after redaction)
     on the event loop thread and read by the live display's refresh thread."""
 
-    def __init__(self, clock: Callable[[], float]) -> None:
+    def __init__(self, clock: Callable[[], float], expand: bool = False) -> None:
         self._clock = clock
+        self._expand = expand
         self._lock = threading.Lock()
         self._rows: dict[str, _Row] = {}
         self._styles: dict[str, str] = {}
+        self._fold_of: dict[str, Fold] = {}  # item key -> its matrix
 
     def style(self, job: str) -> str:
         """The job's colour, the same in the scrolling lines and the table."""
@@ -197,6 +251,17 @@ class _Board:
         with self._lock:
             for job, kind in jobs.items():
                 self._row(job).kind = kind
+
+    def fold(self, folds: Sequence[Fold]) -> None:
+        """The run's matrices: each is shown as one row (unless expanded). Their
+        items are rows from now on (waiting until submitted), so the header
+        counts them even before they are planned."""
+        with self._lock:
+            self._fold_of = {item: fold for fold in folds for item in fold.items}
+            for fold in folds:
+                self.style(fold.key)
+                for item in fold.items:
+                    self._row(item)
 
     def track(
         self, logger: Any, method: str, ev: MutableMapping[str, Any]
@@ -233,14 +298,15 @@ class _Board:
         # at most two thirds of the terminal, so that log lines still scroll above
         budget = max(4, min(height - 2, height * 2 // 3))
         fixed = 2  # the header and the table's column names
-        progress = len(rows) >= _PROGRESS_FROM
-        shown, hidden = rows, []
-        if fixed + progress + len(rows) > budget:
+        progress = len(rows) >= _PROGRESS_FROM  # counted in jobs, folded or not
+        entries = self._entries(rows)
+        shown, hidden = entries, []
+        if fixed + progress + len(entries) > budget:
             progress = True
             room = max(0, budget - fixed - 2)  # less the progress bar and the fold line
-            keep = {r.key for r in sorted(rows, key=lambda r: (r.rank, r.index))[:room]}
-            shown = [r for r in rows if r.key in keep]
-            hidden = [r for r in rows if r.key not in keep]
+            keep = set(sorted(entries, key=lambda e: (e.rank, e.index))[:room])
+            shown = [e for e in entries if e in keep]
+            hidden = [e for e in entries if e not in keep]
         parts: list[RenderableType] = [
             Rule(_header(rows), align="left", style="dim", characters="─")
         ]
@@ -248,12 +314,34 @@ class _Board:
             parts.append(_progress(rows))
         parts += self._table(shown, now, width)
         if hidden:
-            parts.append(_folded(hidden))
+            parts.append(_folded([r for e in hidden
+                                  for r in (e.rows if isinstance(e, _Group) else [e])]))
         return Group(*parts)
 
-    def _table(self, rows: Iterable[_Row], now: float, width: int) -> list[Text]:
+    def _entries(self, rows: Sequence[_Row]) -> list[_Row | _Group]:
+        """The table's rows: a job's own, or one per matrix where its first item is."""
+        if self._expand or not self._fold_of:
+            return list(rows)
+        entries: list[_Row | _Group] = []
+        groups: dict[str, _Group] = {}
+        for row in rows:
+            fold = self._fold_of.get(row.key)
+            if fold is None:
+                entries.append(row)
+                continue
+            group = groups.get(fold.key)
+            if group is None:
+                group = groups[fold.key] = _Group(fold, [])
+                entries.append(group)
+            group.rows.append(row)
+        return entries
+
+    def _table(self, rows: Iterable[_Row | _Group], now: float, width: int) -> list[Text]:
         cells: list[list[Text]] = []
         for row in rows:
+            if isinstance(row, _Group):
+                cells.append(self._group_cells(row, now))
+                continue
             status = Text(row.label)
             if row.outcome is not None:
                 status.stylize(_outcome_style(row.outcome))
@@ -269,6 +357,23 @@ class _Board:
             cells.append([Text(row.key, style=self.style(row.key)), Text(row.kind, style="dim"),
                           status, Text(elapsed), Text(last, style="dim")])
         return _grid(cells, width)
+
+    def _group_cells(self, group: _Group, now: float) -> list[Text]:
+        """``sweep (200 items)  training  150/200 · 5 failed · 40 running (Training) · …``:
+        elapsed from the first item's start to the last one's end (or now)."""
+        rows, fold = group.rows, group.fold
+        kinds = ", ".join(sorted({r.kind for r in rows if r.kind}))
+        started = [r.submitted for r in rows if r.submitted is not None]
+        elapsed = ""
+        if started:
+            ends = [r.finished for r in rows if r.finished is not None]
+            end = max(ends) if all(r.outcome is not None for r in rows) and ends else now
+            elapsed = _clock_text(end - min(started))
+        logs = [r.last_log for r in rows if r.last_log is not None]
+        last = time.strftime("%H:%M:%S", time.localtime(max(logs))) if logs else ""
+        return [Text(f"{fold.key} ({_items_text(len(rows))})", style=self.style(fold.key)),
+                Text(kinds, style="dim"), _group_status(rows), Text(elapsed),
+                Text(last, style="dim")]
 
 
 # the live table's columns; rich's Table would do, but costs ~20 ms a redraw
@@ -314,25 +419,53 @@ def _grid(rows: Sequence[Sequence[Text]], width: int) -> list[Text]:
     return out
 
 
+def _state_style(word: str) -> str:
+    return ("bold" if word == "running" else "green" if word == "succeeded"
+            else "dim" if word in ("waiting", "not started") else "red")
+
+
+def _ordered(words: Iterable[str], order: Sequence[str]) -> list[str]:
+    return sorted(words, key=lambda w: order.index(w) if w in order else len(order))
+
+
 def _header(rows: Sequence[_Row]) -> Text:
     """"3 running · 1 waiting · 2 succeeded · 1 failed"."""
-    counts = Counter(
-        _OUTCOME_WORDS.get(r.outcome, r.outcome.lower()) if r.outcome is not None
-        else "running" if r.running else "waiting"
-        for r in rows
-    )
-    order = ["running", "waiting", *_OUTCOME_WORDS.values()]
-    words = sorted(counts, key=lambda w: order.index(w) if w in order else len(order))
+    counts = Counter(r.state for r in rows)
+    words = _ordered(counts, ["running", "waiting", *_OUTCOME_WORDS.values()])
     text = Text()
     for i, word in enumerate(words):
         if i:
             text.append(" · ", style="dim")
-        style = ("bold" if word == "running" else "green" if word == "succeeded"
-                 else "dim" if word in ("waiting", "not started") else "red")
-        text.append(f"{counts[word]} {word}", style=style)
+        text.append(f"{counts[word]} {word}", style=_state_style(word))
     if not words:
         text.append("no jobs yet", style="dim")
     return text
+
+
+# a matrix's counts: what went wrong first, as a narrow terminal cuts the end off
+_GROUP_ORDER = ("failed", "stopped", "unknown", "running", "succeeded", "detached",
+                "not started", "waiting")
+
+
+def _group_status(rows: Sequence[_Row]) -> Text:
+    """"150/200 · 5 failed · 40 running (Training) · 145 succeeded · 10 waiting": how
+    many items finished, then the items by state; the running ones' status is
+    named when they all have the same one."""
+    done = sum(r.outcome is not None for r in rows)
+    text = Text(f"{done}/{len(rows)}", style="bold")
+    counts = Counter(r.state for r in rows)
+    running = {r.secondary or r.status or "Submitted" for r in rows if r.state == "running"}
+    for word in _ordered(counts, _GROUP_ORDER):
+        text.append(" · ", style="dim")
+        part = f"{counts[word]} {word}"
+        if word == "running" and len(running) == 1:
+            part += f" ({next(iter(running))})"
+        text.append(part, style=_state_style(word))
+    return text
+
+
+def _items_text(n: int) -> str:
+    return f"{n} item" if n == 1 else f"{n} items"
 
 
 def _progress(rows: Sequence[_Row]) -> Text:
@@ -385,9 +518,124 @@ class _LiveView:
 # ------------------------------------------------------------------ rendering
 
 
-def _summary(jobs: Sequence[Mapping[str, Any]]) -> Group:
+# outcomes in a matrix's counts, in this order (others after them)
+_OUTCOME_ORDER = ("Succeeded", "Failed", "StoppedByUs", "NotStarted", "Unknown", "Detached")
+
+
+def _matrices(folds: Sequence[Fold], jobs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The ``matrices`` of the JSON summary, from ``JobResult.to_dict()`` records
+    (already redacted): per matrix that has results, its items (as named in
+    the fold), how many items ended how, its best item by the fold's metric
+    (among the items that succeeded; ties go to the first) and its slowest."""
+    by_key = {str(job.get("job", "")): job for job in jobs}
+    out: list[dict[str, Any]] = []
+    for fold in folds:
+        members = [by_key[item] for item in fold.items if item in by_key]
+        if not members:
+            continue
+        counts = Counter(str(job.get("outcome", "")) for job in members)
+        best, best_value = _best(fold, members)
+        slowest, slowest_seconds = None, None
+        for job in members:
+            seconds = job.get("duration_seconds")
+            if seconds is not None and (slowest_seconds is None or seconds > slowest_seconds):
+                slowest, slowest_seconds = str(job.get("job", "")), seconds
+        out.append({
+            "matrix": fold.key,
+            "items": list(fold.items),
+            "counts": {o: counts[o] for o in _ordered(counts, _OUTCOME_ORDER)},
+            "best": best,
+            "best_value": best_value,
+            "metric": fold.metric,
+            "slowest": slowest,
+            "slowest_seconds": slowest_seconds,
+        })
+    return out
+
+
+def _best(fold: Fold, members: Sequence[Mapping[str, Any]]) -> tuple[str | None, float | None]:
+    if fold.metric is None:
+        return None, None
+    best: tuple[str, float] | None = None
+    for job in members:
+        if job.get("outcome") != "Succeeded":
+            continue
+        metrics = (job.get("details") or {}).get("metrics")
+        value = metrics.get(fold.metric) if isinstance(metrics, Mapping) else None
+        if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+            continue  # missing, redacted or not a number
+        if best is None or (value < best[1] if fold.direction == "min" else value > best[1]):
+            best = (str(job.get("job", "")), value)
+    return best if best is not None else (None, None)
+
+
+def _billable_text(seconds: Any) -> str:
+    return "-" if seconds is None else f"{seconds}s"
+
+
+def _job_row(table: Table, job: Mapping[str, Any], outputs: list[Text]) -> None:
+    details = job.get("details") or {}
+    outcome = str(job.get("outcome", ""))
+    table.add_row(
+        str(job.get("job", "")), str(job.get("kind", "")),
+        Text(outcome, style=_outcome_style(outcome)),
+        _duration_text(job.get("duration_seconds")),
+        _billable_text(details.get("billable_seconds")),
+        str(job.get("failure_reason") or ""),
+    )
+    for name, value in (job.get("outputs") or {}).items():
+        outputs.append(Text.assemble((f"{job.get('job', '')}.{name}", "bold"), ": ",
+                                     _value_text(value)))
+
+
+def _matrix_row(table: Table, matrix: Mapping[str, Any], members: Sequence[Mapping[str, Any]],
+                outputs: list[Text], expand: bool) -> None:
+    """One row for a matrix: ``sweep (12 items)``, its counts by outcome, the
+    slowest item's duration, the billable seconds of all, and in REASON its
+    best and slowest items and (folded) its first failure. Folded, only the
+    best item's outputs are listed, as ``sweep.best.<output>``."""
+    key = str(matrix.get("matrix", ""))
+    counts: Mapping[str, int] = matrix.get("counts") or {}
+    outcome = Text(" · ".join(f"{n} {o}" for o, n in counts.items()),
+                   style="green" if set(counts) == {"Succeeded"} else "red")
+    billables = [b for job in members
+                 if (b := (job.get("details") or {}).get("billable_seconds")) is not None]
+    reason: list[str] = []
+    best, metric = matrix.get("best"), matrix.get("metric")
+    if best is not None:
+        reason.append(f"best {best} ({metric} {matrix.get('best_value'):g})")
+    elif metric is not None and counts.get("Succeeded"):
+        reason.append(f"no item reported {metric}")
+    if matrix.get("slowest") is not None and len(members) > 1:
+        reason.append(f"slowest {matrix['slowest']}")
+    failed = [job for job in members
+              if job.get("outcome") != "Succeeded" and job.get("failure_reason")]
+    failed.sort(key=lambda job: job.get("outcome") != "Failed")  # a failure before its echoes
+    if failed and not expand:  # expanded, each item's row has its own
+        first = failed[0]
+        word = _OUTCOME_WORDS.get(str(first.get("outcome")), str(first.get("outcome")))
+        reason.append(f"{first.get('job')} {word}: {first.get('failure_reason')}")
+    kinds = sorted({str(job.get("kind", "")) for job in members})
+    table.add_row(
+        Text(f"{key} ({_items_text(len(members))})", style="bold" if expand else ""),
+        ", ".join(kinds), outcome, _duration_text(matrix.get("slowest_seconds")),
+        _billable_text(sum(billables) if billables else None), "; ".join(reason),
+    )
+    if expand or best is None:
+        return
+    for job in members:
+        if job.get("job") == best:
+            for name, value in (job.get("outputs") or {}).items():
+                outputs.append(Text.assemble((f"{key}.best.{name}", "bold"), ": ",
+                                             _value_text(value)))
+
+
+def _summary(jobs: Sequence[Mapping[str, Any]], matrices: Sequence[Mapping[str, Any]] = (),
+             expand: bool = False) -> Group:
     """The summary of ``JobResult.to_dict()`` records (already redacted): a
-    table, the outputs one per line, and how many jobs succeeded."""
+    table, the outputs one per line, and how many jobs succeeded. Each of
+    ``matrices`` (see :func:`_matrices`) is one row where its first item was,
+    instead of its items' rows; with ``expand`` that row heads its items'."""
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
                   header_style="bold", expand=False)
     for name in ("JOB", "KIND", "OUTCOME"):
@@ -395,21 +643,25 @@ def _summary(jobs: Sequence[Mapping[str, Any]]) -> Group:
     for name in ("DURATION", "BILLABLE"):
         table.add_column(name, no_wrap=True, justify="right")
     table.add_column("REASON", overflow="fold")
-    outputs: list[Text] = []
+    matrix_of = {str(item): m for m in matrices for item in m.get("items") or ()}
+    members: dict[str, list[Mapping[str, Any]]] = {}
     for job in jobs:
-        details = job.get("details") or {}
-        billable = details.get("billable_seconds")
-        outcome = str(job.get("outcome", ""))
-        table.add_row(
-            str(job.get("job", "")), str(job.get("kind", "")),
-            Text(outcome, style=_outcome_style(outcome)),
-            _duration_text(job.get("duration_seconds")),
-            "-" if billable is None else f"{billable}s",
-            str(job.get("failure_reason") or ""),
-        )
-        for name, value in (job.get("outputs") or {}).items():
-            outputs.append(Text.assemble((f"{job.get('job', '')}.{name}", "bold"), ": ",
-                                         _value_text(value)))
+        matrix = matrix_of.get(str(job.get("job", "")))
+        if matrix is not None:
+            members.setdefault(str(matrix.get("matrix", "")), []).append(job)
+    outputs: list[Text] = []
+    shown: set[str] = set()
+    for job in jobs:
+        matrix = matrix_of.get(str(job.get("job", "")))
+        if matrix is None:
+            _job_row(table, job, outputs)
+            continue
+        key = str(matrix.get("matrix", ""))
+        if key not in shown:
+            shown.add(key)
+            _matrix_row(table, matrix, members[key], outputs, expand)
+        if expand:
+            _job_row(table, job, outputs)
     ok = sum(job.get("outcome") == "Succeeded" for job in jobs)
     parts: list[RenderableType] = [Text(), Text("Summary", style="bold"), table, Text()]
     if outputs:
@@ -430,9 +682,10 @@ class HumanRenderer:
     last processor of the console chain: it hands the renderable to
     :class:`_BufferedLogger` as the logger's positional argument."""
 
-    def __init__(self, board: _Board) -> None:
+    def __init__(self, board: _Board, expand: bool = False) -> None:
         self._board = board
         self.width = 12
+        self.expand = expand  # the summary shows every matrix item as a row
 
     def __call__(
         self, logger: Any, method: str, ev: MutableMapping[str, Any]
@@ -442,7 +695,7 @@ class HumanRenderer:
     def render(self, ev: MutableMapping[str, Any]) -> RenderableType:
         kind = str(ev.pop("event", ""))
         if kind == "summary":
-            return _summary(ev.get("jobs") or [])
+            return _summary(ev.get("jobs") or [], ev.get("matrices") or [], self.expand)
         job = str(ev.pop("job", ""))
         stamp = time.strftime("%H:%M:%S", time.localtime(float(ev.pop("time", time.time()))))
         self.width = max(self.width, len(job))
@@ -496,7 +749,9 @@ class Console:
     embedding: ``live``/``colour`` force the live table and colours on or off,
     ``width``/``height`` fix the terminal's size, ``clock`` gives elapsed
     times, ``refresh_per_second=None`` redraws the live table only when
-    something is written (no refresh thread).
+    something is written (no refresh thread). ``expand`` shows every item of
+    a matrix named to :meth:`fold` as its own row (in the live table and the
+    summary) instead of one row per matrix.
     """
 
     def __init__(
@@ -510,6 +765,7 @@ class Console:
         height: int | None = None,
         clock: Callable[[], float] | None = None,
         refresh_per_second: float | None = 4.0,
+        expand: bool = False,
     ) -> None:
         self.stream: TextIO = stream or sys.stdout
         tty = _isatty(self.stream)
@@ -517,7 +773,9 @@ class Console:
             fmt = "console" if tty else "json"
         self.fmt = fmt
         self._clock = clock or _now
-        self._board = _Board(self._clock)
+        self._board = _Board(self._clock, expand)
+        self._expand = expand
+        self._folds: tuple[Fold, ...] = ()
         self._closed = False
         self._live: Live | None = None
         self._live_wanted = fmt != "json" and (tty if live is None else live)
@@ -536,7 +794,7 @@ class Console:
             processors.append(structlog.processors.JSONRenderer(sort_keys=False, default=str))
             self._out = _BufferedLogger(self._write_json)
         else:
-            self.renderer = HumanRenderer(self._board)
+            self.renderer = HumanRenderer(self._board, expand)
             processors += [self._board.track, self.renderer]
             self._out = _BufferedLogger(self._write_rich)
         self.log = structlog.wrap_logger(self._out, processors=processors)
@@ -551,6 +809,17 @@ class Console:
             longest = max(len(job) for job in jobs)
             self.renderer.width = max(self.renderer.width, min(longest, _JOB_COLUMN_MAX))
         self._start_live()
+
+    def fold(self, folds: Sequence[Fold]) -> None:
+        """The run's matrices, before it starts: each is one row of the live
+        table and of the summary (unless ``expand``), and the JSON summary gets
+        a ``matrices`` record per matrix. An empty list names none."""
+        self._folds = tuple(folds)
+        self._board.fold(self._folds)
+        self._view.invalidate()
+        live = self._live
+        if live is not None:
+            live.refresh()
 
     def flush(self) -> None:
         """Write every event received so far; when it returns they are out."""
@@ -602,8 +871,13 @@ class Console:
     def summary(self, results: Mapping[str, JobResult]) -> None:
         """The end of the run: the live table goes, the summary is written."""
         self.close()
-        self.log.info("summary", jobs=[r.to_dict() for r in results.values()],
-                      ok=all(r.ok for r in results.values()), time=self._clock(), job="")
+        jobs = [r.to_dict() for r in results.values()]
+        fields: dict[str, Any] = {"jobs": jobs}
+        if self._folds:  # without, the record is as it always was
+            # from redacted records: a value redacted in ``jobs`` is not shown here either
+            fields["matrices"] = _matrices(self._folds, redact(jobs))
+        self.log.info("summary", **fields, ok=all(r.ok for r in results.values()),
+                      time=self._clock(), job="")
         self.flush()
 
     # -------------------------------------------------------------- writing
@@ -685,9 +959,11 @@ def describe_result(r: JobResult) -> str:
     return " · ".join(parts)
 
 
-def summary_table(results: Mapping[str, JobResult]) -> str:
-    """The console summary as plain text (redacted, no colours, not wrapped)."""
+def summary_table(results: Mapping[str, JobResult], *, folds: Sequence[Fold] = (),
+                  expand: bool = False) -> str:
+    """The console summary as plain text (redacted, no colours, not wrapped),
+    with ``folds`` as :meth:`Console.fold` has them."""
     jobs = redact([r.to_dict() for r in results.values()])
     plain = RichConsole(width=_PLAIN_WIDTH, color_system=None, force_terminal=False,
                         highlight=False, markup=False, emoji=False, soft_wrap=True)
-    return _plain(plain, _summary(jobs)).rstrip("\n")
+    return _plain(plain, _summary(jobs, _matrices(folds, jobs), expand)).rstrip("\n")

@@ -32,6 +32,7 @@ from runner.journal import Journal
 from runner.kind import Kind
 from runner.logs import LogHub
 from runner.manifest import Manifest
+from runner.queueing import Capacity, Slots, limit_names
 from runner.settings import Settings
 from runner.types import JobResult, Outcome, Request
 from runner.watch.events import EventQueue, EventQueueError
@@ -67,9 +68,11 @@ class Runner:
         preflight: bool = True,
         watch: Strategy | str = Strategy.AUTO,
         events_queue_url: str | None = None,
+        local_quotas: Mapping[str, float] | None = None,
     ) -> None:
         self.run_id = run_id or new_run_id()
         self.local = local
+        self.local_quotas = local_quotas  # the embedded emulator's account quotas
         self.settings = settings or (Settings.fast() if local else Settings())
         self.bus = Bus()
         for sink in sinks or []:
@@ -101,12 +104,20 @@ class Runner:
         self._stack = AsyncExitStack()
         self._tg: TaskGroup | None = None
         self.aws: Aws | None = None
+        # creates refused for capacity wait here; max_parallel slots of the manifest run
+        self.capacity = Capacity(
+            retry=self.settings.capacity_retry,
+            retry_max=self.settings.capacity_retry_max,
+            deadline=self.settings.capacity_deadline,
+        )
+        self.slots: Slots | None = None
 
     async def __aenter__(self) -> Runner:
         try:
             config = self._aws_config
             if self.local:
-                emulator = await self._stack.enter_async_context(Emulator())
+                emulator = await self._stack.enter_async_context(
+                    Emulator(quotas=self.local_quotas))
                 self.emulator = emulator
                 config = AwsConfig(
                     region=LOCAL_REGION,
@@ -214,6 +225,7 @@ class Runner:
             tokens=tokens,
             on_token=on_token,
             options=options,
+            capacity=self.capacity,
         )
         self.jobs[key] = job
         return job
@@ -234,36 +246,58 @@ class Runner:
         return job
 
     async def run_manifest(self, manifest: Manifest) -> dict[str, JobResult]:
-        """Run every job of a manifest, each once its dependencies succeeded.
+        """Run every job of a manifest, each once what it needs has succeeded.
 
-        Independent branches run concurrently; a failed job fails its
-        dependents (NOT_STARTED, naming the failed dependency)."""
+        Independent branches run concurrently within the manifest's
+        ``max_parallel`` limits (jobs wait for a slot in manifest order). A
+        job needs each plain job it names to succeed, and each matrix to have
+        ``min_succeeded`` items succeed; otherwise it is NOT_STARTED, naming
+        what failed. An item of a ``fail_fast`` matrix that fails stops the
+        matrix's other items (and those not started never start)."""
         self._require()
         results = self.results
+        order = manifest.order()
+        position = {key: i for i, key in enumerate(order)}
         finished = {key: anyio.Event() for key in manifest.jobs}
+        slots = Slots(limits_of(manifest))
+        self.slots = slots
+        scopes: dict[str, anyio.CancelScope] = {}
+        halted: dict[str, str] = {}  # matrix key -> the item whose failure stopped it
+
+        def halt(matrix: str, item: str) -> None:
+            halted[matrix] = item
+            for other in manifest.matrices[matrix].items:
+                if other != item and other in scopes:
+                    scopes[other].cancel()
 
         async def one(key: str) -> None:
             spec = manifest.jobs[key]
+            scope = scopes[key] = anyio.CancelScope()
             try:
-                deps = manifest.dependencies(key)
-                for dep in deps:
-                    await finished[dep].wait()
-                failed = [d for d in deps if not results[d].ok]
+                needs = manifest.dependencies(key)
+                for need in needs:
+                    for member in manifest.members(need):
+                        await finished[member].wait()
+                failed = [n for n in needs if not manifest.satisfied(n, results)]
                 if failed:
                     results[key] = self._not_started(
                         key, spec.kind, f"not started because {', '.join(failed)} failed"
                     )
                     return
-                outputs = {k: r.outputs for k, r in results.items()}
-                try:
-                    request = spec.resolve(outputs, self.run_id)
-                    job = self.job(
-                        key, spec.kind, request, timeout=spec.timeout, options=spec.options
+                with scope:
+                    async with slots.hold(position[key], limit_names(spec.kind, spec.matrix)):
+                        if spec.matrix is None or spec.matrix not in halted:
+                            await self._drive_spec(manifest, key)
+                if key not in results:  # stopped by fail_fast before it started
+                    results[key] = self._not_started(
+                        key, spec.kind,
+                        f"not started: {halted.get(spec.matrix or '', 'an item')} failed "
+                        f"and {spec.matrix} fails fast",
                     )
-                except Exception as error:  # e.g. an output a dependency did not give
-                    results[key] = self._not_started(key, spec.kind, describe(error))
-                    return
-                results[key] = await job.drive()
+                matrix = manifest.matrices.get(spec.matrix or "")
+                if matrix is not None and matrix.fail_fast and not results[key].ok:
+                    if spec.matrix not in halted:
+                        halt(matrix.key, key)
             except anyio.get_cancelled_exc_class():
                 started = self.jobs.get(key)
                 if started is not None and started.result is not None:
@@ -275,9 +309,26 @@ class Runner:
                 finished[key].set()
 
         async with anyio.create_task_group() as tg:
-            for key in manifest.order():
+            for key in order:
                 tg.start_soon(one, key, name=f"manifest:{key}")
-        return {key: results[key] for key in manifest.order()}
+        return {key: results[key] for key in order}
+
+    async def _drive_spec(self, manifest: Manifest, key: str) -> None:
+        """Create and drive one job of a manifest; its result lands in ``results``
+        (also when a fail_fast matrix cancels it: the job's own cleanup result)."""
+        spec = manifest.jobs[key]
+        try:
+            request = manifest.resolve(key, self.results, self.run_id)
+            job = self.job(key, spec.kind, request, timeout=spec.timeout, options=spec.options)
+        except Exception as error:  # e.g. an output a dependency did not give
+            self.results[key] = self._not_started(key, spec.kind, describe(error))
+            return
+        try:
+            self.results[key] = await job.drive()
+        except anyio.get_cancelled_exc_class():
+            if job.result is not None:
+                self.results[key] = job.result
+            raise
 
     def _notify(self, level: str, message: str, job: str = "") -> None:
         """A notice of the run (``job`` empty) or of one job."""
@@ -299,3 +350,16 @@ class Runner:
         aws, _ = self._require()
         return {"aws": aws.stats.summary(), "budgets": aws.budgets.stats(),
                 "watch": self._status().stats()}
+
+
+def limits_of(manifest: Manifest) -> dict[str, int]:
+    """The manifest's ``max_parallel`` limits, named as :func:`limit_names` names them."""
+    limits: dict[str, int] = {}
+    if manifest.limits.run is not None:
+        limits["run"] = manifest.limits.run
+    for kind, size in manifest.limits.kinds.items():
+        limits[f"kind:{kind}"] = size
+    for matrix in manifest.matrices.values():
+        if matrix.max_parallel is not None:
+            limits[f"matrix:{matrix.key}"] = matrix.max_parallel
+    return limits

@@ -200,6 +200,11 @@ def is_already_exists(error: BaseException) -> bool:
     return classify(error) is ErrorClass.ALREADY_EXISTS
 
 
+def is_limit_exceeded(error: BaseException) -> bool:
+    """ResourceLimitExceeded: an account quota on resources, not a rate."""
+    return classify(error) is ErrorClass.LIMIT_EXCEEDED
+
+
 def is_in_progress(error: BaseException) -> bool:
     return classify(error) is ErrorClass.IN_PROGRESS
 

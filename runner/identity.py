@@ -48,9 +48,16 @@ def request_hash(request: Mapping[str, Any], name_field: str) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
+def tag_value(key: str) -> str:
+    """A job key as a tag value: SageMaker allows only letters, digits, spaces
+    and ``_.:/=+-@``, so an item's ``sweep[3]`` is ``sweep.3`` (a plain key,
+    letters, digits and hyphens, is itself)."""
+    return key.replace("[", ".").replace("]", "")
+
+
 def with_our_tags(request: Mapping[str, Any], run_id: str, key: str, digest: str) -> dict[str, Any]:
     """``request`` with our tags (run, job, request hash) replacing any earlier ones."""
-    ours = {TAG_RUN: run_id, TAG_JOB: key, TAG_HASH: digest}
+    ours = {TAG_RUN: run_id, TAG_JOB: tag_value(key), TAG_HASH: digest}
     tags = [t for t in request.get("Tags", []) if t.get("Key") not in ours]
     tags += [{"Key": k, "Value": v} for k, v in ours.items()]
     return {**request, "Tags": tags}
@@ -58,4 +65,4 @@ def with_our_tags(request: Mapping[str, Any], run_id: str, key: str, digest: str
 
 def is_ours(tags: Mapping[str, str], run_id: str, key: str) -> bool:
     """Whether a resource's tags say this run's job ``key`` created it."""
-    return tags.get(TAG_RUN) == run_id and tags.get(TAG_JOB) == key
+    return tags.get(TAG_RUN) == run_id and tags.get(TAG_JOB) == tag_value(key)

@@ -25,12 +25,14 @@ from runner.errors import (
     is_already_exists,
     is_already_terminal,
     is_aws_error,
+    is_limit_exceeded,
     is_not_found,
 )
 from runner.events import Bus, Event, Finished, LogLine, Notice, StatusChanged, Submitted
 from runner.identity import TAG_HASH, is_ours, request_hash, with_our_tags
 from runner.kind import Kind
 from runner.logs import Follower, LogFollower, LogHub
+from runner.queueing import Capacity, CapacityTimeout, NoCapacity, increase_hint, instance_types
 from runner.settings import OnCancel, Settings
 from runner.types import (
     Description,
@@ -85,6 +87,7 @@ class Job:
         tokens: dict[str, str] | None = None,
         on_token: Callable[[str, str], None] | None = None,
         options: Mapping[str, Any] | None = None,
+        capacity: Capacity | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.key = key
@@ -101,6 +104,8 @@ class Job:
         self._settings = settings
         self._clock = clock
         self._request = request
+        self._capacity = capacity
+        self._holds: frozenset[str] | None = None  # instance types, once created or attached
         self.name: str = str(request[kind.name_field])
         self.created_by_us = False
         self.result: JobResult | None = None
@@ -199,18 +204,14 @@ class Job:
         if self._done.is_set():
             return
         self._status.watch(self.kind).discharge()
+        if self._capacity is not None and self._holds is not None:
+            self._capacity.ended(self._holds)
         self.result = result
         self.publish(Finished(self.key, result, time=self._clock()))
         self._done.set()
 
     async def _run(self) -> JobResult:
-        # a create that can't be sent (SageMaker unreachable) is bounded like a describe
-        try:
-            with anyio.fail_after(self._settings.unknown_after):
-                description = await self._attach_or_create()
-        except TimeoutError:
-            raise Unseen(f"could not reach SageMaker to create or find {self.name} for "
-                         f"{self._settings.unknown_after:.0f}s") from None
+        description = await self._created()
         terminal = anyio.Event()
         follower = self._follower(self._sources)
         failure: Exception | None = None
@@ -240,6 +241,39 @@ class Job:
         if self._timed_out and self._phase(description) is Phase.RUNNING:
             return await self._unstoppable_timeout(description)
         return self._final_result(await self._enrich(description))
+
+    async def _created(self) -> Description:
+        """Attach or create; a create refused for capacity waits in the run's
+        :class:`~runner.queueing.Capacity` queue and is tried again."""
+        refused: NoCapacity | None = None
+        while True:
+            try:
+                # a create that can't be sent (SageMaker unreachable) is bounded like a describe
+                with anyio.fail_after(self._settings.unknown_after):
+                    description = await self._attach_or_create()
+            except TimeoutError:
+                raise Unseen(f"could not reach SageMaker to create or find {self.name} for "
+                             f"{self._settings.unknown_after:.0f}s") from None
+            except NoCapacity as error:
+                if self._capacity is None:
+                    raise JobError(f"{error.message} ({increase_hint(error.quota)})") from None
+                if refused is None:
+                    self._warn(f"waiting for capacity: {error.quota}; {self.name} is created "
+                               "when a job of this run that could free it ends (SageMaker: "
+                               f"{error.message})")
+                try:
+                    await self._capacity.wait(self.key, error, again=refused is not None)
+                except CapacityTimeout as timeout:
+                    raise JobError(f"{self.name} could not be created: {timeout}; "
+                                   f"{increase_hint(error.quota)}") from None
+                refused = error
+                continue
+            if refused is not None and self._capacity is not None:
+                self._capacity.granted(refused.quota)
+            if self._capacity is not None:
+                self._holds = instance_types(self._request)
+                self._capacity.started(self._holds)
+            return description
 
     async def _await_drain(self, scope: anyio.CancelScope, drained: anyio.Event) -> None:
         """A job's streams end, so its drain runs to the last line however long
@@ -318,7 +352,12 @@ class Job:
         attached = existing is not None
         updated = False
         if existing is not None and self.kind.update_hook is not None:
-            updated = await self.kind.update_hook(self._context, existing)
+            try:
+                updated = await self.kind.update_hook(self._context, existing)
+            except Exception as error:
+                if is_limit_exceeded(error):
+                    raise NoCapacity(_message(error)) from error
+                raise
             if updated:
                 existing = await self._describe()
                 if existing is None:
@@ -339,6 +378,9 @@ class Job:
                                          **request)
                 self.created_by_us = created = True
             except Exception as error:
+                if is_limit_exceeded(error):
+                    self._create_sent = False  # refused: nothing was made
+                    raise NoCapacity(_message(error)) from error
                 if not is_already_exists(error):
                     raise
                 attached = True  # a restart, a race, or a retried create that had gone through
@@ -652,3 +694,13 @@ def _status_message(description: Description) -> str | None:
         message = transitions[-1].get("StatusMessage")
         return str(message) if message else None
     return None
+
+
+def _message(error: BaseException) -> str:
+    """SageMaker's own words in an AWS error."""
+    response = getattr(error, "response", None)
+    if isinstance(response, Mapping):
+        message = response.get("Error", {}).get("Message")
+        if isinstance(message, str) and message:
+            return message
+    return str(error)

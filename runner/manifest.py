@@ -9,11 +9,31 @@ problems are collected and raised together as one :class:`ManifestError`.
 References are the only expressions: a string that is exactly
 ``{{ jobs.<key>.outputs.<output> }}`` becomes that output's value (type kept);
 a reference among other text is interpolated; ``{{ run.id }}`` is the run id.
+
+A job with ``matrix:`` is a template run once per item (see :mod:`runner.matrix`
+for how items are made): ``{{ matrix.<name> }}`` in its request is the item's
+value, put in at load time (a number or boolean becomes text where the member
+is a string). The items are jobs of their own, keyed ``<key>[<i>]`` and
+validated one by one; ``fail_fast``, ``min_succeeded`` and ``max_parallel``
+say how the engine runs them. Other jobs refer to
+
+* ``{{ jobs.<key>[<i>].outputs.<output> }}``: one item's output;
+* ``{{ jobs.<key>.outputs.<output> }}``: the list of the succeeded items'
+  outputs, in item order (only where the member takes a list);
+* ``{{ jobs.<key>.best("<metric>", "min"|"max").outputs.<output> }}``: the
+  output of the succeeded item with the lowest (default) or highest final
+  metric (training and tuning matrices only; see :data:`BEST_KINDS`);
+
+and ``after: [<key>]`` waits for every item. Dependencies are between
+matrices as a whole when the manifest is ordered and checked for cycles: an
+item of a matrix can't refer to its own matrix, and two matrices can't wait for
+each other even through different items.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import datetime
 import difflib
 import functools
@@ -21,11 +41,11 @@ import heapq
 import json
 import os
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import yaml
 from botocore.loaders import create_loader
@@ -34,14 +54,33 @@ from botocore.validate import ParamValidator, ValidationErrors
 
 from runner.identity import resource_name
 from runner.kind import Kind
+from runner.matrix import (
+    BEST_KINDS,
+    DEFAULT_MAX_MATRIX,
+    Matrix,
+    MatrixSpec,
+    ResultLike,
+    expand,
+    final_metrics,
+    item_key,
+    item_label,
+    substitute,
+    uses_matrix,
+)
 
 __all__ = [
+    "BEST_KINDS",
+    "DEFAULT_MAX_MATRIX",
     "JOB_KEY_PATTERN",
     "Defaults",
     "JobSpec",
+    "Limits",
     "Manifest",
     "ManifestError",
+    "Matrix",
+    "MatrixSpec",
     "Reference",
+    "ResultLike",
     "UnresolvedReference",
     "load_manifest",
     "parse_template",
@@ -52,14 +91,25 @@ __all__ = [
 # The same rule as SageMaker resource names, so that a key can be a name's readable part.
 JOB_KEY_PATTERN = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
 _NAME_PATTERN = JOB_KEY_PATTERN
+# an item of a matrix job, as `after:` and references name it (never a job's own key)
+_ITEM_KEY = re.compile(r"(?P<matrix>[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62})\[(?P<index>[0-9]+)\]")
 
 _TOP_LEVEL_KEYS = ("defaults", "jobs")
-_DEFAULTS_KEYS = ("region", "role", "tags", "timeout")
-_JOB_KEYS = ("name", "kind", "after", "timeout", "options", "request")
+_DEFAULTS_KEYS = ("region", "role", "tags", "timeout", "max_parallel")
+_MATRIX_KEYS = ("fail_fast", "min_succeeded", "max_parallel")
+_JOB_KEYS = ("name", "kind", "after", "timeout", "options", "request", "matrix", *_MATRIX_KEYS)
+# per matrix job, at most this many messages about its items (then one line for the rest)
+_ITEM_ERRORS = 20
 
 _TEMPLATE = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
-_JOB_OUTPUT_EXPR = re.compile(r"jobs\.(?P<job>[A-Za-z0-9-]+)\.outputs\.(?P<output>[A-Za-z0-9_-]+)")
+_JOB_OUTPUT_EXPR = re.compile(
+    r"jobs\.(?P<job>[A-Za-z0-9-]+)"
+    r"(?:\[(?P<index>[0-9]+)\]"
+    r"|\.best\(\s*(?P<metric>\"[^\"]*\"|'[^']*')\s*(?:,\s*(?P<direction>\"[^\"]*\"|'[^']*')\s*)?\))?"
+    r"\.outputs\.(?P<output>[A-Za-z0-9_-]+)"
+)
 _RUN_ID_EXPR = "run.id"
+_DIRECTIONS = ("min", "max")
 _SCALARS = (str, int, float, bool)
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 
@@ -81,11 +131,22 @@ class UnresolvedReference(LookupError):
 
 @dataclass(frozen=True)
 class Reference:
-    """One ``{{ ... }}`` expression: an output of a job, or the run id (``job`` is None)."""
+    """One ``{{ ... }}`` expression: an output of a job, or the run id (``job`` is None).
+
+    An item reference (``jobs.sweep[3]...``) has ``job`` ``"sweep[3]"`` and
+    ``index`` 3. ``aggregate`` is ``"best"`` for ``jobs.sweep.best(...)``
+    (``job`` is the matrix's key, with ``metric`` and ``direction``), and
+    ``"all"`` for ``jobs.sweep.outputs...`` when sweep is a matrix: only
+    :meth:`Manifest.references` knows that, :func:`parse_template` leaves it None.
+    """
 
     text: str  # as written, braces included
     job: str | None = None
     output: str | None = None
+    index: int | None = None
+    aggregate: str | None = None  # "all" or "best"
+    metric: str | None = None
+    direction: str | None = None  # "min" or "max"
 
 
 Template = tuple[str | Reference, ...]
@@ -97,6 +158,16 @@ class Defaults:
     role: str | None = None  # fills the role member of requests that lack one
     tags: Mapping[str, str] = field(default_factory=dict)  # request tags win on the same key
     timeout: float | None = None  # seconds from the resource's CreationTime
+    # jobs at once: an int for the whole run, or kind name -> int (and "run"); see Limits
+    max_parallel: int | Mapping[str, int] | None = None
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How many jobs may run at once: in the whole run, and of each kind (None: no limit)."""
+
+    run: int | None = None
+    kinds: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -108,6 +179,11 @@ class JobSpec:
     implied by references are added in :attr:`needs`. ``options`` are the kind's
     job-level options (what the request can't say, e.g. an endpoint's ``update``),
     checked against ``Kind.option_types``.
+
+    An item of a matrix job has ``matrix`` (the matrix's key), ``item`` (its
+    index) and ``values``; its key is ``<matrix>[<item>]``. A template built in
+    Python carries ``matrix_spec`` and is expanded by :meth:`Manifest.from_jobs`;
+    items keep it, so that they can be validated again as the same matrix.
     """
 
     key: str
@@ -117,6 +193,15 @@ class JobSpec:
     timeout: float | None = None
     line: int | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
+    matrix: str | None = None
+    item: int | None = None
+    values: Mapping[str, Any] = field(default_factory=dict)
+    matrix_spec: MatrixSpec | None = None
+
+    @property
+    def label(self) -> str:
+        """How messages name the job: its key, and an item's values (``sweep[3] (lr=0.1)``)."""
+        return item_label(self.key, self.values) if self.item is not None else self.key
 
     @cached_property
     def references(self) -> tuple[Reference, ...]:
@@ -125,66 +210,44 @@ class JobSpec:
 
     @cached_property
     def needs(self) -> tuple[str, ...]:
-        """The jobs that must succeed first: ``after`` plus the referenced jobs."""
+        """What must succeed first, as written: ``after`` plus the referenced jobs
+        (plain job keys, matrix keys, item keys)."""
         keys = [*self.after, *(ref.job for ref in self.references if ref.job is not None)]
         return tuple(dict.fromkeys(keys))
 
     def resolve(self, outputs: Mapping[str, Mapping[str, Any]], run_id: str) -> dict[str, Any]:
-        """The request with every reference replaced; ``outputs`` maps job key to outputs."""
+        """The request with every reference replaced; ``outputs`` maps job key to outputs.
+
+        Item references find their item's outputs under its key; a matrix's
+        list and ``best(...)`` need the results: :meth:`Manifest.resolve`."""
 
         def value_of(ref: Reference, path: YamlPath) -> Any:
             if ref.job is None:
                 return run_id
-            assert ref.output is not None
-            produced = outputs.get(ref.job)
-            if produced is None or ref.output not in produced:
-                known = ", ".join(sorted(produced or {})) or "none"
+            if ref.aggregate == "best":
                 raise UnresolvedReference(
-                    f"job {self.key!r}: {_field(('request', *path))}: {ref.text}: "
-                    f"job {ref.job!r} has no output {ref.output!r} (it has: {known})"
+                    f"job {self.label!r}: {_field(('request', *path))}: {ref.text}: "
+                    "best() needs the items' results (Manifest.resolve)"
                 )
-            return produced[ref.output]
+            return _output_of(self.label, ref, path, outputs.get(ref.job))
 
-        def substitute(value: Any, path: YamlPath) -> Any:
-            if isinstance(value, dict):
-                return {k: substitute(v, (*path, k)) for k, v in value.items()}
-            if isinstance(value, list):
-                return [substitute(v, (*path, i)) for i, v in enumerate(value)]
-            if isinstance(value, str) and "{{" in value:
-                template = parse_template(value)
-                if isinstance(template, str):
-                    raise UnresolvedReference(f"job {self.key!r}: {template}")
-                if len(template) == 1 and isinstance(template[0], Reference):
-                    # deep copy: the caller may mutate the request it gets
-                    return copy.deepcopy(value_of(template[0], path))
-                return "".join(
-                    part if isinstance(part, str) else self._as_text(value_of(part, path), path)
-                    for part in template
-                )
-            return copy.deepcopy(value)
-
-        resolved: dict[str, Any] = substitute(self.request, ())
-        return resolved
-
-    def _as_text(self, value: Any, path: YamlPath) -> str:
-        if isinstance(value, str):
-            return value
-        if isinstance(value, (bool, int, float)):
-            return json.dumps(value)  # true/false, as configuration files spell them
-        raise TypeError(
-            f"job {self.key!r}: {_field(('request', *path))}: "
-            f"a {type(value).__name__} output can't be put into text"
-        )
+        return _substitute_references(self.label, self.request, value_of)
 
 
 @dataclass(frozen=True)
 class Manifest:
-    """A validated set of jobs; build it with :func:`load_manifest` or :meth:`from_jobs`."""
+    """A validated set of jobs; build it with :func:`load_manifest` or :meth:`from_jobs`.
+
+    ``jobs`` holds the plain jobs and every matrix's items (``sweep[0]`` ...,
+    at the template's place), never a template; ``matrices`` the matrices by key.
+    """
 
     source: str
     region: str | None
     defaults: Defaults
     jobs: dict[str, JobSpec]
+    matrices: dict[str, Matrix] = field(default_factory=dict)
+    limits: Limits = field(default_factory=Limits)
 
     @classmethod
     def from_jobs(
@@ -194,16 +257,33 @@ class Manifest:
         kinds: Mapping[str, Kind],
         defaults: Defaults | None = None,
         source: str = "<python>",
+        max_matrix: int = DEFAULT_MAX_MATRIX,
     ) -> Manifest:
         """Validate jobs built in Python exactly as a YAML manifest would be.
 
-        Defaults are applied to the requests (role, tags, timeout).
+        Defaults are applied to the requests (role, tags, timeout). A spec with
+        ``matrix_spec`` is a matrix template, expanded here; specs with
+        ``matrix`` set are the items of that matrix (e.g. another manifest's
+        ``jobs.values()``), taken as they are.
         """
         errors = _Errors(source, {})
         specs = list(jobs)
         for index, spec in enumerate(specs):
             where = ("jobs", index)
-            if not isinstance(spec.key, str) or not JOB_KEY_PATTERN.fullmatch(spec.key):
+            if spec.matrix is not None:
+                if (
+                    not isinstance(spec.matrix, str)
+                    or not JOB_KEY_PATTERN.fullmatch(spec.matrix)
+                    or not isinstance(spec.item, int)
+                    or spec.key != item_key(spec.matrix, spec.item)
+                ):
+                    errors.add(
+                        f"an item of a matrix needs matrix set to a job key {_KEY_RULE}, "
+                        f"item to its index, and key '<matrix>[<item>]', not key {spec.key!r}, "
+                        f"matrix {spec.matrix!r}, item {spec.item!r}",
+                        where=(*where, "name"),
+                    )
+            elif not isinstance(spec.key, str) or not JOB_KEY_PATTERN.fullmatch(spec.key):
                 errors.add(f"job key {spec.key!r} {_KEY_RULE}", where=(*where, "name"))
             if not isinstance(spec.request, dict):
                 errors.add("request must be a mapping", where=(*where, "request"), job=spec.key)
@@ -211,17 +291,166 @@ class Manifest:
                 errors.add("must be a tuple of job keys", where=(*where, "after"), job=spec.key)
             if not isinstance(spec.options, Mapping):
                 errors.add("options must be a mapping", where=(*where, "options"), job=spec.key)
+            if spec.matrix_spec is not None and not isinstance(spec.matrix_spec, MatrixSpec):
+                errors.add(
+                    "matrix_spec must be a MatrixSpec", where=(*where, "matrix"), job=spec.key
+                )
         if errors:
             raise ManifestError(errors.messages)
-        return _build(source, defaults or Defaults(), list(enumerate(specs)), kinds, errors)
+        entries = _group_items(specs, errors)
+        if errors:
+            raise ManifestError(errors.messages)
+        return _build(source, defaults or Defaults(), entries, kinds, errors, max_matrix=max_matrix)
+
+    @cached_property
+    def _order(self) -> tuple[str, ...]:
+        nodes = _collapsed_needs(self.jobs)
+        ordered, _ = _topological(list(nodes), nodes)
+        return tuple(key for node in ordered for key in self.members(node))
 
     def order(self) -> list[str]:
-        """Job keys with every job after the jobs it needs; ties keep manifest order."""
-        ordered, _ = _topological(list(self.jobs), {k: j.needs for k, j in self.jobs.items()})
-        return ordered
+        """Job keys (items, not matrices) with every job after what it needs; ties
+        keep manifest order, and a matrix's items stand together in item order."""
+        return list(self._order)
 
     def dependencies(self, key: str) -> tuple[str, ...]:
+        """What job ``key`` needs, as written: plain job, matrix and item keys
+        (see :meth:`members` and :meth:`satisfied`)."""
         return self.jobs[key].needs
+
+    def members(self, name: str) -> tuple[str, ...]:
+        """The jobs a name stands for: a matrix's items, else the job (or item) itself."""
+        matrix = self.matrices.get(name)
+        if matrix is not None:
+            return matrix.items
+        if name in self.jobs:
+            return (name,)
+        raise KeyError(f"no job or matrix named {name!r}")
+
+    def satisfied(self, name: str, results: Mapping[str, ResultLike]) -> bool:
+        """Whether a dependency is met: a matrix's ``min_succeeded`` items, else
+        the job (a missing result is not)."""
+        matrix = self.matrices.get(name)
+        if matrix is not None:
+            return matrix.succeeded(results)
+        result = results.get(name)
+        return result is not None and result.ok
+
+    def references(self, key: str) -> tuple[Reference, ...]:
+        """Job ``key``'s references, a matrix's list marked ``aggregate="all"``."""
+        return tuple(
+            dataclasses.replace(ref, aggregate="all")
+            if ref.job in self.matrices and ref.index is None and ref.aggregate is None
+            else ref
+            for ref in self.jobs[key].references
+        )
+
+    def resolve(
+        self, key: str, results: Mapping[str, ResultLike], run_id: str
+    ) -> dict[str, Any]:
+        """Job ``key``'s request with every reference replaced from ``results``
+        (by job key): item outputs, a matrix's list and best item, the run id.
+        Raises :class:`UnresolvedReference` for what the results don't give."""
+        spec = self.jobs[key]
+
+        def value_of(ref: Reference, path: YamlPath) -> Any:
+            if ref.job is None:
+                return run_id
+            matrix = self.matrices.get(ref.job)
+            if matrix is None or ref.index is not None:
+                result = results.get(ref.job)
+                return _output_of(spec.label, ref, path, None if result is None else result.outputs)
+            where = f"job {spec.label!r}: {_field(('request', *path))}: {ref.text}"
+            succeeded = [
+                (item, result)
+                for item in matrix.items
+                if (result := results.get(item)) is not None and result.ok
+            ]
+            if ref.aggregate == "best":
+                succeeded = [_best(where, ref, matrix, succeeded)]
+            values = []
+            for item, result in succeeded:
+                if ref.output is None or ref.output not in result.outputs:
+                    known = ", ".join(sorted(result.outputs)) or "none"
+                    raise UnresolvedReference(
+                        f"{where}: item {item!r} has no output {ref.output!r} (it has: {known})"
+                    )
+                values.append(result.outputs[ref.output])
+            return values[0] if ref.aggregate == "best" else values
+
+        return _substitute_references(spec.label, spec.request, value_of)
+
+
+def _best(
+    where: str, ref: Reference, matrix: Matrix, succeeded: list[tuple[str, ResultLike]]
+) -> tuple[str, ResultLike]:
+    """The succeeded item with the best final ``ref.metric``; the first of equals."""
+    assert ref.metric is not None
+    scored = []
+    for position, (item, result) in enumerate(succeeded):
+        metrics = final_metrics(result.details)
+        if ref.metric in metrics:
+            value = metrics[ref.metric]
+            scored.append((value if ref.direction != "max" else -value, position, item, result))
+    if not scored:
+        raise UnresolvedReference(
+            f"{where}: no succeeded item of matrix {matrix.key!r} has the final metric "
+            f"{ref.metric!r} ({len(succeeded)} of {len(matrix.items)} items succeeded)"
+        )
+    _, _, item, result = min(scored, key=lambda s: (s[0], s[1]))
+    return item, result
+
+
+def _output_of(
+    label: str, ref: Reference, path: YamlPath, produced: Mapping[str, Any] | None
+) -> Any:
+    assert ref.output is not None
+    if produced is None or ref.output not in produced:
+        known = ", ".join(sorted(produced or {})) or "none"
+        raise UnresolvedReference(
+            f"job {label!r}: {_field(('request', *path))}: {ref.text}: "
+            f"job {ref.job!r} has no output {ref.output!r} (it has: {known})"
+        )
+    return produced[ref.output]
+
+
+def _substitute_references(
+    label: str, request: Mapping[str, Any], value_of: Callable[[Reference, YamlPath], Any]
+) -> dict[str, Any]:
+    """``request`` with each reference replaced by ``value_of`` (types kept for a
+    whole-string reference, interpolated otherwise)."""
+
+    def substitute(value: Any, path: YamlPath) -> Any:
+        if isinstance(value, dict):
+            return {k: substitute(v, (*path, k)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [substitute(v, (*path, i)) for i, v in enumerate(value)]
+        if isinstance(value, str) and "{{" in value:
+            template = parse_template(value)
+            if isinstance(template, str):
+                raise UnresolvedReference(f"job {label!r}: {template}")
+            if len(template) == 1 and isinstance(template[0], Reference):
+                # deep copy: the caller may mutate the request it gets
+                return copy.deepcopy(value_of(template[0], path))
+            return "".join(
+                part if isinstance(part, str) else _as_text(label, value_of(part, path), path)
+                for part in template
+            )
+        return copy.deepcopy(value)
+
+    resolved: dict[str, Any] = substitute(request, ())
+    return resolved
+
+
+def _as_text(label: str, value: Any, path: YamlPath) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (bool, int, float)):
+        return json.dumps(value)  # true/false, as configuration files spell them
+    raise TypeError(
+        f"job {label!r}: {_field(('request', *path))}: "
+        f"a {type(value).__name__} output can't be put into text"
+    )
 
 
 def load_manifest(
@@ -229,12 +458,14 @@ def load_manifest(
     *,
     kinds: Mapping[str, Kind],
     source: str | None = None,
+    max_matrix: int = DEFAULT_MAX_MATRIX,
 ) -> Manifest:
     """Load and validate a manifest, raising :class:`ManifestError` with every problem.
 
     A ``str`` holding a newline (or starting with ``{``, or blank) is YAML text; any other
     ``str`` or path-like is a file. ``kinds`` are the kinds a job may name (the
-    entry points pass the built-in handlers' ``KINDS``).
+    entry points pass the built-in handlers' ``KINDS``). A matrix job of more
+    than ``max_matrix`` items is an error.
     """
     if isinstance(path_or_text, str) and (
         "\n" in path_or_text or path_or_text.lstrip().startswith("{") or not path_or_text.strip()
@@ -260,7 +491,8 @@ def load_manifest(
             line=line,
         )
     defaults, specs, broken = _read_document(data, errors)
-    return _build(source, defaults, specs, kinds, errors, broken)
+    entries = [_Entry(index, spec, spec.matrix_spec) for index, spec in specs]
+    return _build(source, defaults, entries, kinds, errors, broken, max_matrix=max_matrix)
 
 
 def parse_template(text: str) -> Template | str:
@@ -273,18 +505,41 @@ def parse_template(text: str) -> Template | str:
         expression = match.group(1).strip()
         found = _JOB_OUTPUT_EXPR.fullmatch(expression)
         if found:
-            parts.append(Reference(match.group(0), found["job"], found["output"]))
+            reference = _reference(match.group(0), found)
+            if isinstance(reference, str):
+                return reference
+            parts.append(reference)
         elif expression == _RUN_ID_EXPR:
             parts.append(Reference(match.group(0)))
+        elif expression.startswith("matrix."):
+            return f"{match.group(0)!r}: matrix values exist only in a job with 'matrix:'"
         else:
             return (
                 f"unsupported expression {match.group(0)!r}: only "
-                "'{{ jobs.<job>.outputs.<output> }}' and '{{ run.id }}' are allowed"
+                "'{{ jobs.<job>.outputs.<output> }}' (of a matrix job also "
+                "'jobs.<job>[<index>]' and 'jobs.<job>.best(\"<metric>\", \"min\"|\"max\")'), "
+                "'{{ run.id }}' and, in a matrix job, '{{ matrix.<name> }}' are allowed"
             )
         position = match.end()
     if position < len(text):
         parts.append(text[position:])
     return tuple(parts)
+
+
+def _reference(text: str, found: re.Match[str]) -> Reference | str:
+    job, output = found["job"], found["output"]
+    if found["index"] is not None:
+        index = int(found["index"])
+        return Reference(text, item_key(job, index), output, index=index)
+    if found["metric"] is None:
+        return Reference(text, job, output)
+    metric = found["metric"][1:-1]
+    direction = found["direction"][1:-1] if found["direction"] else "min"
+    if not metric:
+        return f"{text!r}: best() needs the name of a final metric, e.g. best(\"validation:rmse\")"
+    if direction not in _DIRECTIONS:
+        return f"{text!r}: best()'s direction must be \"min\" or \"max\", not {direction!r}"
+    return Reference(text, job, output, aggregate="best", metric=metric, direction=direction)
 
 
 def references_in(request: Mapping[str, Any]) -> tuple[Reference, ...]:
@@ -298,13 +553,27 @@ def references_in(request: Mapping[str, Any]) -> tuple[Reference, ...]:
 _KEY_RULE = "must match ^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$ (letters, digits, hyphens)"
 
 
+@dataclass(frozen=True)
+class _Message:
+    """A message and where it sorts; ``item`` is (matrix key, index) for an item's."""
+
+    order: float
+    seq: int
+    message: str
+    item: tuple[str, int] | None = None
+
+
 class _Errors:
-    """Collects messages as ``file:line: job 'key': field: problem``."""
+    """Collects messages as ``file:line: job 'key': field: problem``.
+
+    The messages about a matrix's items are capped: the first ``_ITEM_ERRORS``
+    in item order, then one line saying how many more items have errors."""
 
     def __init__(self, source: str, lines: Mapping[YamlPath, int]) -> None:
         self.source = source
         self.lines = lines
-        self._entries: list[tuple[float, int, str]] = []
+        self._entries: list[_Message] = []
+        self._matrices: dict[str, int | None] = {}  # matrix key -> its line
 
     def __bool__(self) -> bool:
         return bool(self._entries)
@@ -312,7 +581,28 @@ class _Errors:
     @property
     def messages(self) -> list[str]:
         """In document order, so that a reader goes through the file once."""
-        return [message for _, _, message in sorted(self._entries)]
+        kept = [e for e in self._entries if e.item is None]
+        by_matrix: dict[str, list[_Message]] = {}
+        for entry in self._entries:
+            if entry.item is not None:
+                by_matrix.setdefault(entry.item[0], []).append(entry)
+        for key, entries in by_matrix.items():
+            entries.sort(key=lambda e: (e.item, e.order, e.seq))
+            shown, hidden = entries[:_ITEM_ERRORS], entries[_ITEM_ERRORS:]
+            kept += shown
+            if not hidden:
+                continue
+            unseen = {e.item for e in hidden} - {e.item for e in shown}
+            more = (
+                f"... and {len(unseen)} more items with errors"
+                if unseen
+                else f"... and {len(hidden)} more errors"
+            )
+            line = self._matrices.get(key)
+            where = f"{self.source}:{line}" if line is not None else self.source
+            last = max(shown, key=lambda e: (e.order, e.seq))
+            kept.append(_Message(last.order, last.seq, f"{where}: job {key!r}: {more}"))
+        return [e.message for e in sorted(kept, key=lambda e: (e.order, e.seq))]
 
     def line(self, where: YamlPath) -> int | None:
         # the nearest enclosing node with a known line: a missing member is
@@ -323,6 +613,10 @@ class _Errors:
                 return found
         return None
 
+    def matrix(self, key: str, where: YamlPath) -> None:
+        """Register a matrix job, so that its items' messages can be capped."""
+        self._matrices[key] = self.line(where)
+
     def add(
         self,
         problem: str,
@@ -331,6 +625,7 @@ class _Errors:
         job: str | None = None,
         field_name: str | None = None,
         line: int | None = None,
+        item: tuple[str, int] | None = None,
     ) -> None:
         line = line if line is not None else self.line(where)
         parts = [f"{self.source}:{line}" if line is not None else self.source]
@@ -340,9 +635,10 @@ class _Errors:
         name = field_name if field_name is not None else _field(inner)
         if name:
             parts.append(name)
-        parts.append(problem)
+        # one line a problem, whatever the document's keys hold (botocore quotes them raw)
+        parts.append("".join(c if c.isprintable() else repr(c)[1:-1] for c in problem))
         order = float(line) if line is not None else float("inf")
-        self._entries.append((order, len(self._entries), ": ".join(parts)))
+        self._entries.append(_Message(order, len(self._entries), ": ".join(parts), item))
 
 
 def _job_label(data: Any, path: YamlPath) -> str | None:
@@ -525,6 +821,7 @@ def _read_defaults(raw: Any, errors: _Errors) -> Defaults:
         role=strings["role"],
         tags=tags,
         timeout=_timeout(raw.get("timeout"), ("defaults", "timeout"), None, errors),
+        max_parallel=raw.get("max_parallel"),  # checked against the kinds when jobs are built
     )
 
 
@@ -572,6 +869,7 @@ def _read_job(index: int, raw: Any, errors: _Errors) -> JobSpec | None:
             "must be a mapping of option names to values", where=(*where, "options"), job=label
         )
         options = {}
+    matrix_spec = _read_matrix_keys(raw, where, label, errors)
     if label != name or not isinstance(kind, str) or not isinstance(request, dict):
         return None
     return JobSpec(
@@ -582,7 +880,36 @@ def _read_job(index: int, raw: Any, errors: _Errors) -> JobSpec | None:
         timeout=timeout,
         line=errors.line(where),
         options=options,
+        matrix_spec=matrix_spec,
     )
+
+
+def _read_matrix_keys(
+    raw: Mapping[str, Any], where: YamlPath, label: str, errors: _Errors
+) -> MatrixSpec | None:
+    """A matrix job's ``matrix:`` and its settings (checked when the matrix is
+    built); the settings on a job without ``matrix:`` are errors."""
+    if "matrix" in raw:
+        # an explicit null means the default, as for `options:`
+        fail_fast = raw.get("fail_fast")
+        return MatrixSpec(
+            matrix=raw["matrix"],
+            fail_fast=False if fail_fast is None else fail_fast,
+            min_succeeded=raw.get("min_succeeded"),
+            max_parallel=raw.get("max_parallel"),
+        )
+    for key in _MATRIX_KEYS:
+        if key not in raw:
+            continue
+        if key == "max_parallel":
+            problem = (
+                "max_parallel limits the items of a matrix job (one with 'matrix:'); "
+                "to limit other jobs use defaults.max_parallel (for the whole run, or per kind)"
+            )
+        else:
+            problem = f"{key} is for a matrix job (one with 'matrix:'), and this job has none"
+        errors.add(problem, where=(*where, key), job=label)
+    return None
 
 
 # ---------------------------------------------------------------------------
@@ -596,29 +923,137 @@ def sagemaker_model() -> ServiceModel:
     return ServiceModel(create_loader().load_service_model("sagemaker", "service-2"), "sagemaker")
 
 
+@dataclass
+class _Entry:
+    """A job as the manifest lists it: a plain job, or a matrix job (``matrix``
+    set) whose items are expanded from ``spec`` or, from :meth:`Manifest.from_jobs`,
+    ``given`` (each with its index in the list of specs)."""
+
+    index: int
+    spec: JobSpec
+    matrix: MatrixSpec | None = None
+    given: list[tuple[int, JobSpec]] | None = None
+
+    @property
+    def is_matrix(self) -> bool:
+        return self.matrix is not None or self.given is not None
+
+
+@dataclass
+class _Context:
+    """What checking one job needs to know of the others."""
+
+    kinds: Mapping[str, Kind]
+    entries: Mapping[str, _Entry]  # every job and matrix by key
+    counts: Mapping[str, int]  # the item count of every matrix that expanded
+    broken: frozenset[str]  # keys already reported as malformed: not checked again
+
+
+Report = Callable[..., None]  # _Errors.add with the job (and item) filled in
+
+
+def _group_items(specs: list[JobSpec], errors: _Errors) -> list[_Entry]:
+    """From :meth:`Manifest.from_jobs`: the entries, a matrix's items together
+    at its first item's place."""
+    entries: list[_Entry] = []
+    groups: dict[str, _Entry] = {}
+    for index, spec in enumerate(specs):
+        if spec.matrix is None:
+            entries.append(_Entry(index, spec, spec.matrix_spec))
+            continue
+        group = groups.get(spec.matrix)
+        if group is None:
+            template = dataclasses.replace(spec, key=spec.matrix, matrix=None, item=None, values={})
+            group = groups[spec.matrix] = _Entry(index, template, spec.matrix_spec, given=[])
+            entries.append(group)
+        assert group.given is not None
+        if spec.kind != group.spec.kind:
+            errors.add(
+                f"the items of matrix {spec.matrix!r} must be of one kind: "
+                f"{spec.kind!r} is not {group.spec.kind!r}",
+                where=("jobs", index, "kind"),
+                job=spec.label,
+            )
+        group.given.append((index, spec))
+    for key, group in groups.items():
+        assert group.given is not None
+        group.given.sort(key=lambda given: given[1].item or 0)
+        numbers = [spec.item for _, spec in group.given]
+        if numbers != list(range(len(numbers))):
+            errors.add(
+                f"the items of matrix {key!r} must be numbered 0 to {len(numbers) - 1}, "
+                f"each once; they are {', '.join(map(str, numbers))}",
+                where=("jobs", group.index),
+                job=key,
+            )
+    return entries
+
+
 def _build(
     source: str,
     defaults: Defaults,
-    specs: list[tuple[int, JobSpec]],
+    entries: list[_Entry],
     kinds: Mapping[str, Kind],
     errors: _Errors,
     broken: frozenset[str] = frozenset(),
+    *,
+    max_matrix: int = DEFAULT_MAX_MATRIX,
 ) -> Manifest:
-    """Validate the jobs and apply the defaults; ``broken`` names jobs already reported."""
-    by_key: dict[str, tuple[int, JobSpec]] = {}
-    for index, spec in specs:
+    """Validate the jobs, expand the matrices and apply the defaults; ``broken``
+    names jobs already reported."""
+    by_key: dict[str, _Entry] = {}
+    for entry in entries:
+        spec = entry.spec
         if spec.key in by_key:
-            first = by_key[spec.key][1].line
+            first = by_key[spec.key].spec.line
             where_first = f" (first at line {first})" if first is not None else ""
             errors.add(
-                f"duplicate job name{where_first}", where=("jobs", index, "name"), job=spec.key
+                f"duplicate job name{where_first}",
+                where=("jobs", entry.index, "name"),
+                job=spec.key,
             )
         else:
-            by_key[spec.key] = (index, spec)
+            by_key[spec.key] = entry
+
+    # every matrix's items first: references to them are checked against their count
+    expanded: dict[str, list[tuple[int, Mapping[str, Any], JobSpec]]] = {}
+    failed = set(broken)
+    for key, entry in by_key.items():
+        if not entry.is_matrix:
+            continue
+        errors.matrix(key, ("jobs", entry.index))
+        if entry.given is not None:
+            items = [(index, spec.values, spec) for index, spec in entry.given]
+            if len(items) > max_matrix:
+                errors.add(
+                    f"matrix: has {len(items):,} items, more than the limit of {max_matrix:,}; "
+                    "raise the limit with --max-matrix (max_matrix= in Python)",
+                    where=("jobs", entry.index),
+                    job=key,
+                )
+                failed.add(key)
+                continue
+            expanded[key] = items
+            continue
+        assert entry.matrix is not None
+        values, problems = expand(entry.matrix.matrix, max_matrix)
+        for path, problem in problems:
+            errors.add(problem, where=("jobs", entry.index, "matrix", *path), job=key)
+        if problems:
+            failed.add(key)
+        else:
+            expanded[key] = [(entry.index, v, entry.spec) for v in values]
+    context = _Context(
+        kinds, by_key, {key: len(items) for key, items in expanded.items()}, frozenset(failed)
+    )
 
     jobs: dict[str, JobSpec] = {}
-    for key, (index, spec) in by_key.items():
-        _check_dependencies(index, spec, by_key, broken, errors)
+    matrices: dict[str, Matrix] = {}
+    for key, entry in by_key.items():
+        spec = entry.spec
+        given = entry.given or [(entry.index, spec)]
+        for index, own in given:
+            _check_dependencies(index, own, key, context, errors)
         kind = kinds.get(spec.kind)
         if kind is None:
             close = difflib.get_close_matches(spec.kind, list(kinds), n=1)
@@ -626,42 +1061,256 @@ def _build(
             known = ", ".join(sorted(kinds)) or "none"
             errors.add(
                 f"unknown kind {spec.kind!r}; {hint}known kinds: {known}",
-                where=("jobs", index, "kind"),
+                where=("jobs", entry.index, "kind"),
                 job=key,
             )
             continue
-        request = _apply_defaults(spec.request, kind, defaults)
-        _check_request(index, spec, request, kind, kinds, by_key, broken, errors)
-        for problem in kind.option_problems(spec.options):
-            errors.add(problem, where=("jobs", index, "options"), job=key)
-        jobs[key] = JobSpec(
+        for index, own in given:
+            for problem in kind.option_problems(own.options):
+                errors.add(problem, where=("jobs", index, "options"), job=key)
+        timeout = spec.timeout if spec.timeout is not None else defaults.timeout
+        if not entry.is_matrix:
+            request = _apply_defaults(spec.request, kind, defaults)
+            report = functools.partial(errors.add, job=key)
+            _check_request(entry.index, spec, request, kind, context, report)
+            jobs[key] = dataclasses.replace(
+                spec, request=request, after=tuple(spec.after), timeout=timeout,
+                options=dict(spec.options),
+            )
+            continue
+        count = context.counts.get(key)
+        settings = _check_settings(entry, count, errors)
+        if count is None:
+            continue  # its matrix: is reported
+        specs = _expand_items(entry, expanded[key], kind, defaults, context, errors)
+        if _check_item_names(entry, kind, errors):
+            _check_distinct_names(entry, specs, kind, errors)
+        jobs.update((item.key, item) for item in specs)
+        fail_fast, min_succeeded, max_parallel = settings
+        matrices[key] = Matrix(
             key=key,
             kind=spec.kind,
-            request=request,
-            after=tuple(spec.after),
-            timeout=spec.timeout if spec.timeout is not None else defaults.timeout,
+            items=tuple(item.key for item in specs),
+            values=tuple(item.values for item in specs),
+            fail_fast=fail_fast,
+            min_succeeded=count if min_succeeded is None else min_succeeded,
+            max_parallel=max_parallel,
             line=spec.line,
-            options=dict(spec.options),
         )
-    _check_cycles({key: spec for key, (_, spec) in by_key.items()}, by_key, errors)
+    _check_cycles(by_key, jobs, errors)
+    limits = _limits(defaults.max_parallel, kinds, errors)
     if errors:
         raise ManifestError(errors.messages)
-    return Manifest(source=source, region=defaults.region, defaults=defaults, jobs=jobs)
+    return Manifest(
+        source=source,
+        region=defaults.region,
+        defaults=defaults,
+        jobs=jobs,
+        matrices=matrices,
+        limits=limits,
+    )
+
+
+def _expand_items(
+    entry: _Entry,
+    items: list[tuple[int, Mapping[str, Any], JobSpec]],
+    kind: Kind,
+    defaults: Defaults,
+    context: _Context,
+    errors: _Errors,
+) -> list[JobSpec]:
+    """A matrix's items as jobs: ``{{ matrix.* }}`` put in, defaults applied, each
+    validated as a plain job is (its messages name the item)."""
+    key, template = entry.spec.key, entry.spec
+    shape = _input_shape(kind)
+
+    def takes_text(path: YamlPath) -> bool:
+        target = _shape_at(shape, path) if shape is not None else None
+        return target is not None and target.type_name == "string"
+
+    jobs: list[JobSpec] = []
+    for number, (index, values, own) in enumerate(items):
+        key_of_item = item_key(key, number)
+        report = functools.partial(
+            errors.add, job=item_label(key_of_item, values), item=(key, number)
+        )
+        request, problems = substitute(own.request, values, takes_text)
+        for path, problem in problems:
+            report(problem, where=("jobs", index, "request", *path))
+        item = JobSpec(
+            key=key_of_item,
+            kind=template.kind,
+            request=_apply_defaults(request, kind, defaults),
+            after=tuple(own.after),
+            timeout=own.timeout if own.timeout is not None else defaults.timeout,
+            line=own.line,
+            options=dict(own.options),
+            matrix=key,
+            item=number,
+            values=dict(values),
+            matrix_spec=entry.matrix,
+        )
+        if not problems:  # else its expressions are still in it: reported once is enough
+            _check_request(index, item, item.request, kind, context, report)
+        jobs.append(item)
+    return jobs
+
+
+def _check_settings(
+    entry: _Entry, count: int | None, errors: _Errors
+) -> tuple[bool, int | None, int | None]:
+    """A matrix job's fail_fast, min_succeeded and max_parallel (an invalid one
+    reported, and its default used)."""
+    settings = entry.matrix or MatrixSpec(None)
+    key, where = entry.spec.key, ("jobs", entry.index)
+    fail_fast = settings.fail_fast
+    if not isinstance(fail_fast, bool):
+        errors.add(
+            f"fail_fast must be true or false, not {fail_fast!r}",
+            where=(*where, "fail_fast"),
+            job=key,
+        )
+        fail_fast = False
+    least = settings.min_succeeded
+    if least is not None and (
+        not _is_int(least) or least < 0 or (count is not None and least > count)
+    ):
+        upper = f"to {count} (the matrix has {count} items)" if count is not None else "or more"
+        errors.add(
+            f"min_succeeded must be an integer from 0 {upper}, not {least!r}",
+            where=(*where, "min_succeeded"),
+            job=key,
+        )
+        least = None
+    parallel = settings.max_parallel
+    if parallel is not None and (not _is_int(parallel) or parallel < 1):
+        errors.add(
+            f"max_parallel must be a positive integer, not {parallel!r}",
+            where=(*where, "max_parallel"),
+            job=key,
+        )
+        parallel = None
+    return fail_fast, least, parallel
+
+
+def _is_int(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)  # YAML's yes is no number
+
+
+def _check_item_names(entry: _Entry, kind: Kind, errors: _Errors) -> bool:
+    """An explicit resource name must differ per item: a template's must use a
+    matrix value (without one each item is named from its own key). False when
+    it doesn't, which is reported."""
+    if entry.given is not None:
+        return True  # already expanded: the items' names are what counts
+    name = entry.spec.request.get(kind.name_field)
+    if name is not None and not (isinstance(name, str) and uses_matrix(name)):
+        errors.add(
+            "every item of a matrix job needs its own name: put a '{{ matrix.<name> }}' "
+            "in it, or leave it out to name each item from its key",
+            where=("jobs", entry.index, "request", kind.name_field),
+            job=entry.spec.key,
+        )
+        return False
+    return True
+
+
+def _check_distinct_names(
+    entry: _Entry, items: list[JobSpec], kind: Kind, errors: _Errors
+) -> None:
+    """Explicit names that two items share (reported once for the matrix)."""
+    first: dict[str, str] = {}
+    repeated: list[tuple[str, str, str]] = []
+    for item in items:
+        name = item.request.get(kind.name_field)
+        if not isinstance(name, str) or "{{" in name:
+            continue
+        if name in first:
+            repeated.append((first[name], item.key, name))
+        else:
+            first[name] = item.key
+    if repeated:
+        earlier, later, name = repeated[0]
+        more = len(repeated) - 1
+        rest = f", and {more} more item{'s' * (more != 1)} repeat an earlier name" if more else ""
+        errors.add(
+            f"items {earlier!r} and {later!r} would both be named {name!r}{rest}; "
+            "every item needs its own name",
+            where=("jobs", entry.index, "request", kind.name_field),
+            job=entry.spec.key,
+        )
+
+
+def _limits(raw: object, kinds: Mapping[str, Kind], errors: _Errors) -> Limits:
+    """``defaults.max_parallel``: an int for the whole run, or kind -> int (and ``run``)."""
+    where: YamlPath = ("defaults", "max_parallel")
+    if raw is None:
+        return Limits()
+    if _is_int(raw) and raw >= 1:
+        return Limits(run=raw)
+    if not isinstance(raw, Mapping):
+        errors.add(
+            "must be a positive integer (jobs at once in the whole run) or a mapping of kind "
+            f"names to positive integers (and 'run' for the whole run), not {raw!r}",
+            where=where,
+        )
+        return Limits()
+    run: int | None = None
+    per_kind: dict[str, int] = {}
+    for name, value in raw.items():
+        at = (*where, name)
+        if name != "run" and name not in kinds:
+            close = difflib.get_close_matches(str(name), list(kinds), n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            known = ", ".join(sorted(kinds)) or "none"
+            errors.add(
+                f"unknown kind {name!r}; {hint}known kinds: {known} ('run' is the whole run)",
+                where=at,
+            )
+        elif not _is_int(value) or value < 1:
+            errors.add(f"must be a positive integer, not {value!r}", where=at)
+        elif name == "run":
+            run = value
+        else:
+            per_kind[name] = value
+    return Limits(run=run, kinds=per_kind)
 
 
 def _check_dependencies(
-    index: int,
-    spec: JobSpec,
-    by_key: Mapping[str, tuple[int, JobSpec]],
-    broken: frozenset[str],
-    errors: _Errors,
+    index: int, spec: JobSpec, own: str, context: _Context, errors: _Errors
 ) -> None:
+    """``after:`` of job (or matrix) ``own``: jobs, matrices and items that exist."""
     for position, other in enumerate(spec.after):
         where = ("jobs", index, "after", position)
-        if other == spec.key:
-            errors.add("a job can't run after itself", where=where, job=spec.key)
-        elif other not in by_key and other not in broken:
-            errors.add(_no_such_job(other, by_key, spec.key), where=where, job=spec.key)
+        problem = _target_problem(other, own, context, "run after")
+        if problem:
+            errors.add(problem, where=where, job=own)
+
+
+def _target_problem(name: str, own: str, context: _Context, verb: str) -> str | None:
+    item = _ITEM_KEY.fullmatch(name)
+    base = item["matrix"] if item else name
+    if base == own:
+        return f"a job can't {verb} itself"
+    if base in context.broken:
+        return None
+    if base not in context.entries:
+        return _no_such_job(base, context.entries, own)
+    if item:
+        return _item_problem(base, int(item["index"]), context)
+    return None
+
+
+def _item_problem(base: str, index: int, context: _Context) -> str | None:
+    count = context.counts.get(base)
+    if not context.entries[base].is_matrix:
+        return f"job {base!r} is not a matrix job, so it has no item [{index}]"
+    if count is not None and index >= count:
+        return (
+            f"index {index} is out of range: matrix {base!r} has {count} "
+            f"item{'s' * (count != 1)} ({base}[0] to {base}[{count - 1}])"
+        )
+    return None
 
 
 def _no_such_job(key: str, by_key: Mapping[str, object], asking: str) -> str:
@@ -716,18 +1365,15 @@ def _check_request(
     spec: JobSpec,
     request: dict[str, Any],
     kind: Kind,
-    kinds: Mapping[str, Kind],
-    by_key: Mapping[str, tuple[int, JobSpec]],
-    broken: frozenset[str],
-    errors: _Errors,
+    context: _Context,
+    report: Report,
 ) -> None:
     base: YamlPath = ("jobs", index, "request")
     shape = _input_shape(kind)
     if shape is None:
-        errors.add(
+        report(
             f"kind {kind.name!r} names {kind.create!r}, which is not a SageMaker operation",
             where=("jobs", index, "kind"),
-            job=spec.key,
         )
         return
 
@@ -735,16 +1381,16 @@ def _check_request(
     for path, text, template in _templates(request):
         where = (*base, *path)
         if isinstance(template, str):
-            errors.add(template, where=where, job=spec.key)
+            report(template, where=where)
             continue
         whole = len(template) == 1 and isinstance(template[0], Reference)
         if whole:
             reference_paths.append(path)
         for ref in _refs(template):
             target = _shape_at(shape, path)
-            problem = _check_reference(ref, spec, whole, target, kinds, by_key, broken)
+            problem = _check_reference(ref, spec, whole, target, context)
             if problem:
-                errors.add(f"{text!r}: {problem}", where=where, job=spec.key)
+                report(f"{text!r}: {problem}", where=where)
 
     checked = dict(request)
     name = checked.get(kind.name_field)
@@ -756,10 +1402,10 @@ def _check_request(
     elif isinstance(name, str) and "{{" not in name:
         problem = _check_name(name, name_shape, max_length)
         if problem:
-            errors.add(problem, where=(*base, kind.name_field), job=spec.key)
+            report(problem, where=(*base, kind.name_field))
 
-    report = ParamValidator().validate(checked, shape)
-    for reason, botocore_name, details in _report_entries(report):
+    validation = ParamValidator().validate(checked, shape)
+    for reason, botocore_name, details in _report_entries(validation):
         if any(_is_within(botocore_name, _botocore_name(p)) for p in reference_paths):
             continue  # a whole reference stands for a value whose type was checked above
         path = _path_of(botocore_name)
@@ -771,9 +1417,7 @@ def _check_request(
             message = single.generate_report() + _quote_hint(reason, details)
         else:
             message = str(details["line"])
-        errors.add(
-            message, where=(*base, *path), job=spec.key, field_name=_field(("request", *path))
-        )
+        report(message, where=(*base, *path), field_name=_field(("request", *path)))
 
 
 def _check_reference(
@@ -781,24 +1425,47 @@ def _check_reference(
     spec: JobSpec,
     whole: bool,
     target: Shape | None,
-    kinds: Mapping[str, Kind],
-    by_key: Mapping[str, tuple[int, JobSpec]],
-    broken: frozenset[str],
+    context: _Context,
 ) -> str | None:
-    if ref.job is None or ref.job in broken:
+    if ref.job is None:
         return None
-    if ref.job == spec.key:
+    item = _ITEM_KEY.fullmatch(ref.job) if ref.index is not None else None
+    base = item["matrix"] if item else ref.job
+    own = spec.matrix or spec.key
+    if base == own:
+        if spec.matrix is not None:
+            return (
+                f"an item can't refer to its own matrix {own!r} "
+                "(its items would wait for each other: a dependency cycle)"
+            )
         return "a job can't refer to its own outputs"
-    if ref.job not in by_key:
-        return _no_such_job(ref.job, by_key, spec.key)
-    other_kind = kinds.get(by_key[ref.job][1].kind)
+    if base in context.broken:
+        return None
+    entry = context.entries.get(base)
+    if entry is None:
+        return _no_such_job(base, context.entries, own)
+    if ref.index is not None:
+        problem = _item_problem(base, ref.index, context)
+        if problem:
+            return problem
+    elif ref.aggregate == "best" and not entry.is_matrix:
+        return f"job {base!r} is not a matrix job; best() picks one of a matrix job's items"
+    other_kind = context.kinds.get(entry.spec.kind)
     if other_kind is None:
         return None  # reported on that job
+    if ref.aggregate == "best" and other_kind.name not in BEST_KINDS:
+        return (
+            f"best() compares final metrics, which only "
+            f"{' and '.join(sorted(BEST_KINDS))} jobs report; "
+            f"matrix {base!r} is of kind {other_kind.name!r}"
+        )
     types: Mapping[str, type] = getattr(other_kind, "output_types", {})
     if ref.output is None or ref.output not in types:
         known = ", ".join(sorted(types)) or "none declared"
         return f"kind {other_kind.name!r} has no output {ref.output!r} (outputs: {known})"
     output_type = types[ref.output]
+    if entry.is_matrix and ref.index is None and ref.aggregate is None:
+        return _check_list_reference(ref, base, whole, target, output_type)
     if not whole:
         if output_type is not object and not issubclass(output_type, _SCALARS):
             return (
@@ -810,6 +1477,28 @@ def _check_reference(
         return (
             f"output {ref.output!r} is {_a(output_type.__name__)}, "
             f"but this member takes {_a(target.type_name)}"
+        )
+    return None
+
+
+def _check_list_reference(
+    ref: Reference, matrix: str, whole: bool, target: Shape | None, output_type: type
+) -> str | None:
+    """``jobs.<matrix>.outputs.<output>``: the list of the succeeded items' outputs."""
+    what = f"the list of output {ref.output!r} of matrix {matrix!r}'s succeeded items"
+    if not whole:
+        return (
+            f"{what} can't be put into text; pick one item with "
+            f"'jobs.{matrix}[<index>]' or 'jobs.{matrix}.best(\"<metric>\")'"
+        )
+    if target is None or getattr(target, "is_document_type", False):
+        return None
+    if target.type_name != "list":
+        return f"{what} is a list, but this member takes {_a(target.type_name)}"
+    if not _accepts(target.member, output_type):
+        return (
+            f"{what} is a list of {output_type.__name__}, but this member takes "
+            f"a list of {target.member.type_name}"
         )
     return None
 
@@ -902,19 +1591,45 @@ def _quote_hint(reason: str, details: Mapping[str, Any]) -> str:
 
 
 def _check_cycles(
-    specs: Mapping[str, JobSpec], by_key: Mapping[str, tuple[int, JobSpec]], errors: _Errors
+    by_key: Mapping[str, _Entry], jobs: Mapping[str, JobSpec], errors: _Errors
 ) -> None:
-    needs = {
-        key: tuple(n for n in spec.needs if n in specs and n != key) for key, spec in specs.items()
-    }
-    _, cycles = _topological(list(specs), needs)
+    """Cycles between jobs and matrices (a matrix is one node: its items' needs)."""
+    needs = _collapsed_needs(jobs)
+    for key, entry in by_key.items():
+        if key not in needs:  # not built (e.g. an unknown kind): what it says it needs
+            nodes = (_node_of(n, jobs) for n in entry.spec.needs)
+            needs[key] = tuple(dict.fromkeys(n for n in nodes if n in by_key and n != key))
+    _, cycles = _topological(list(by_key), needs)
     for cycle in cycles:
         first = cycle[0]
         errors.add(
             f"dependency cycle: {' -> '.join([*cycle, first])} (each waits for the next)",
-            where=("jobs", by_key[first][0]),
+            where=("jobs", by_key[first].index),
             job=first,
         )
+
+
+def _node_of(name: str, jobs: Mapping[str, JobSpec]) -> str:
+    """The job or matrix a dependency belongs to (an item's matrix)."""
+    spec = jobs.get(name)
+    if spec is not None and spec.matrix is not None:
+        return spec.matrix
+    item = _ITEM_KEY.fullmatch(name)
+    return item["matrix"] if item else name
+
+
+def _collapsed_needs(jobs: Mapping[str, JobSpec]) -> dict[str, tuple[str, ...]]:
+    """Per plain job and matrix, in manifest order, the jobs and matrices it
+    waits for (not itself)."""
+    found: dict[str, dict[str, None]] = {}
+    for spec in jobs.values():
+        node = spec.matrix or spec.key
+        needs = found.setdefault(node, {})
+        for name in spec.needs:
+            other = _node_of(name, jobs)
+            if other != node:
+                needs[other] = None
+    return {node: tuple(needs) for node, needs in found.items()}
 
 
 def _topological(

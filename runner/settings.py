@@ -40,6 +40,12 @@ class Settings:
     list_skew: float = 5.0
     list_reconcile: float = 300.0
     events_reconcile: float = 60.0
+    # a create refused with ResourceLimitExceeded waits for capacity: tried again
+    # when a job of the run ends, or after this backoff (doubling to the max)
+    # when none that could free it runs; fails when no job ended for the deadline
+    capacity_retry: float = 30.0
+    capacity_retry_max: float = 300.0
+    capacity_deadline: float = 3600.0
     tuning_log_tails: int = 10  # children of a tuning job whose logs are followed at once
 
     @classmethod
@@ -60,5 +66,7 @@ class Settings:
             list_skew=1.0,
             list_reconcile=3.0,
             events_reconcile=1.0,
+            capacity_retry=0.2,
+            capacity_retry_max=1.0,
         )
         return cls(**{**base.__dict__, **overrides})

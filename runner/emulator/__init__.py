@@ -10,13 +10,18 @@ create request (see :mod:`runner.emulator.training`); faults (throttling,
 else to the emulator's own bus whenever a rule there has a target (which is
 what ``smrun events setup`` against the emulator makes);
 :meth:`Emulator.rates_report` tells calls per operation per second and the
-emulator's CPU.
+emulator's CPU. The account's service quotas are off unless given
+(``Emulator(quotas={"ml.m5.large for training job usage": 2})``, :class:`Quotas`):
+a create over one is refused with ResourceLimitExceeded, as SageMaker refuses
+it; :meth:`Emulator.concurrency_report` tells the current and peak jobs and
+instances per job family and the refusals (:mod:`runner.emulator.quotas`).
 """
 
 from runner.emulator.auth import KeyRefusal
 from runner.emulator.eventbridge import EventFaults
 from runner.emulator.logs import LogStore
 from runner.emulator.protocol import ApiError
+from runner.emulator.quotas import Quotas
 from runner.emulator.resources import FakeClock
 from runner.emulator.server import Emulator, FaultConfig, serve
 
@@ -28,5 +33,6 @@ __all__ = [
     "FaultConfig",
     "KeyRefusal",
     "LogStore",
+    "Quotas",
     "serve",
 ]

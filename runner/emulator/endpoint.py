@@ -42,6 +42,14 @@ endpoint (the config's win; AddTags on either applies to the next deployment):
 Every change of EndpointStatus is announced (EventBridge, "SageMaker Endpoint
 State Change") and moves the endpoint in the ListEndpoints index.
 
+Instances count against the account's quotas (:mod:`runner.emulator.quotas`):
+each variant's InitialInstanceCount of its InstanceType. CreateEndpoint and
+UpdateEndpoint are refused (ResourceLimitExceeded) when the config to deploy
+would go over one; an update counts the new fleet on top of the one serving,
+which is let go when the update ends (the new one if it was rolled back). A
+failed creation lets its instances go when it fails, a deletion when the
+endpoint is gone.
+
 Errors are SageMaker's (all ValidationException): ``Cannot create already
 existing endpoint configuration "<arn>".``, ``Could not find endpoint
 configuration "<arn>".``, ``Cannot create already existing endpoint "<arn>".``,
@@ -62,6 +70,7 @@ from typing import Any
 from runner.emulator.listing import ListIndex
 from runner.emulator.model import Models
 from runner.emulator.protocol import ApiError, Params
+from runner.emulator.quotas import Demand
 from runner.emulator.resources import Result, SageMaker, StateChange, TagReader, paginate
 
 DEFAULT_DURATION = 4.0
@@ -97,6 +106,17 @@ class EndpointConfig:
     @property
     def variants(self) -> list[Params]:
         return list(self.request["ProductionVariants"])
+
+    def demand(self) -> Demand:
+        """The instances serving this config takes (serverless variants take none)."""
+        return Demand.of(
+            "endpoint",
+            [
+                (v["InstanceType"], int(v.get("InitialInstanceCount", 1)))
+                for v in self.variants
+                if "ServerlessConfig" not in v and "InstanceType" in v
+            ],
+        )
 
 
 @dataclass
@@ -165,6 +185,7 @@ class Endpoint:
     deleted: bool = False
     deployment_config: Params | None = None
     history: list[tuple[float, str]] = field(default_factory=list)
+    held: set[int] = field(default_factory=set)  # deployments holding instances, by serial
 
     def move(self, status: str, at: float) -> None:
         self.status = status
@@ -310,6 +331,7 @@ class Endpoints:
             )
         config = self.config(params["EndpointConfigName"])
         images = self._check_models(config.variants)
+        self.sagemaker.concurrency.admit(config.demand())
         now = self.sagemaker.now
         endpoint = Endpoint(name, arn, config.name, now, "Creating", now)
         endpoint.history.append((now, "Creating"))
@@ -358,6 +380,8 @@ class Endpoints:
             )
         config = self.config(params["EndpointConfigName"])
         images = self._check_models(config.variants)
+        # the new fleet comes up while the old one serves: both count
+        self.sagemaker.concurrency.admit(config.demand())
         now = self.sagemaker.now
         behaviour = self._behaviour(endpoint, config)
         outcome = behaviour.choice("update-outcome", "InService", UPDATE_OUTCOMES)
@@ -418,6 +442,9 @@ class Endpoints:
         endpoint.deployments += 1
         deployment = Deployment(config, now, endpoint.deployments, images)
         endpoint.pending = deployment
+        key = (endpoint.arn, deployment.serial)
+        self.sagemaker.concurrency.hold(key, endpoint.arn, config.demand())
+        endpoint.held.add(deployment.serial)
         lines = behaviour.integer("log-lines", DEFAULT_LOG_LINES)
         ok = outcome == "InService"
         for variant in config.variants:
@@ -454,8 +481,18 @@ class Endpoints:
 
         return write
 
+    def _let_go(self, endpoint: Endpoint) -> None:
+        """Free the instances of every deployment the endpoint no longer serves
+        nor brings up (all of them once it is gone)."""
+        deployments = () if endpoint.deleted else (endpoint.serving, endpoint.pending)
+        kept = {d.serial for d in deployments if d is not None}
+        for serial in endpoint.held - kept:
+            self.sagemaker.concurrency.release((endpoint.arn, serial))
+        endpoint.held &= kept
+
     def _move(self, endpoint: Endpoint, status: str, at: float) -> None:
         endpoint.move(status, at)
+        self._let_go(endpoint)
         if self.index.item(endpoint.name) is endpoint:
             self.index.move(endpoint.name, status, at)
         self._announce(endpoint)
@@ -514,6 +551,7 @@ class Endpoints:
 
         def gone() -> None:
             endpoint.deleted = True
+            self._let_go(endpoint)
             if self.endpoints.get(endpoint.name.lower()) is endpoint:
                 del self.endpoints[endpoint.name.lower()]
                 self.sagemaker.tags.pop(endpoint.arn, None)

@@ -24,6 +24,7 @@ from typing import Any, Generic, TypeVar
 
 from runner.emulator.listing import ListIndex
 from runner.emulator.protocol import ApiError, Params
+from runner.emulator.quotas import Demand
 from runner.emulator.resources import NOT_FOUND, Result, SageMaker, StateChange
 
 LATE_INGESTION = 0.5  # seconds the last line of a stream reaches CloudWatch after the end
@@ -145,7 +146,10 @@ class JobTable(Generic[J]):
 
     Subclasses set ``noun``, ``what`` (the kind in error messages) and
     ``log_group``, and implement :meth:`new_job`; :meth:`check` may refuse a
-    request before anything is created.
+    request before anything is created. A kind whose jobs run on instances
+    tells them by :meth:`demand`: a new job is admitted against the account's
+    quotas (:mod:`runner.emulator.quotas`) before it exists, and holds its
+    instances until it turns terminal.
     """
 
     noun = ""  # e.g. "ProcessingJob"
@@ -205,6 +209,10 @@ class JobTable(Generic[J]):
     async def check(self, params: Params) -> None:
         """Refuse a request (raise :class:`ApiError`) before anything exists."""
 
+    def demand(self, job: J) -> Demand | None:
+        """The instances ``job`` runs on, counted against the account's quotas."""
+        return None
+
     # -- the operations ----------------------------------------------------
 
     def echo(self, request: Params) -> Result:
@@ -233,10 +241,16 @@ class JobTable(Generic[J]):
         return {f"{self.noun}Arn": job.arn}
 
     def start(self, params: Params, created: float) -> J:
-        """A new job, created at ``created``, with its log lines scheduled."""
+        """A new job, created at ``created``, with its log lines scheduled;
+        refused (ResourceLimitExceeded) if it would go over a quota."""
         job = self.new_job(params, created)
+        demand = self.demand(job)
+        if demand is not None:
+            self.sagemaker.concurrency.admit(demand)
         self.jobs[job.name.lower()] = job
         self.sagemaker.add_resource(job.arn, params.get("Tags"))
+        if demand is not None:
+            self.sagemaker.concurrency.hold(job.arn, job.arn, demand)
         first = job.timeline.transitions[0]
         self.index.add(job, job.name, job.created, first.status, first.start)
         job.timeline.replanned = lambda added: self.follow(job, added)
@@ -254,6 +268,8 @@ class JobTable(Generic[J]):
         if not any(t is transition for t in job.timeline.transitions):
             return  # cancelled by a stop
         at = transition.start
+        if transition.status in TERMINAL:
+            self.sagemaker.concurrency.release(job.arn)
         self.index.move(job.name, transition.status, at)
         self.sagemaker.state_changed(
             StateChange(

@@ -26,6 +26,10 @@ Behaviour tags (in the request's ``Tags``; all optional):
     lines per instance (default 20; 0 writes no logs at all).
 ``smrun:emulator:stop-delay``
     seconds from StopProcessingJob to Stopped (default 1).
+
+A job holds its ``ProcessingResources.ClusterConfig`` instances until it is
+terminal; a create over one of the account's quotas is refused
+(:mod:`runner.emulator.quotas`).
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from runner.emulator.jobs import (
     spread,
 )
 from runner.emulator.protocol import Params
+from runner.emulator.quotas import Demand
 from runner.emulator.resources import Result, SageMaker, TagReader
 
 LOG_GROUP = "/aws/sagemaker/ProcessingJobs"
@@ -67,6 +72,7 @@ class ProcessingJob(EmulatedJob):
         self.stop_delay = tags.number("stop-delay", 1.0)
         cluster = params["ProcessingResources"]["ClusterConfig"]
         self.instance_count = max(1, int(cluster.get("InstanceCount", 1)))
+        self.instance_type: str = cluster["InstanceType"]
         self.started = created + STARTED_AT * self.duration
         self.end = created + self.duration
         self.timeline.transitions.append(Transition(self.outcome, self.end))
@@ -146,6 +152,9 @@ class ProcessingJobs(JobTable[ProcessingJob]):
 
     def new_job(self, params: Params, now: float) -> ProcessingJob:
         return ProcessingJob(self.sagemaker, params, now)
+
+    def demand(self, job: ProcessingJob) -> Demand:
+        return Demand.of("processing", [(job.instance_type, job.instance_count)])
 
 
 def install_kind(sagemaker: SageMaker) -> None:

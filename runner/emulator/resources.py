@@ -16,6 +16,9 @@ falls due; advancing is idempotent, so that changes nothing of the above.)
 
 Kinds announce each change of a resource's status as a :class:`StateChange`
 to :attr:`SageMaker.listeners`, from the scheduler, at the moment it happens.
+Kinds whose resources run on instances admit each create through
+:attr:`SageMaker.concurrency` (the account's quotas, :mod:`runner.emulator.quotas`)
+before anything exists, and tell it when the instances are let go.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from typing import Any, TypeVar
 
 from runner.emulator.logs import LogStore
 from runner.emulator.protocol import ApiError, Params, ServiceProtocol
+from runner.emulator.quotas import Concurrency
 
 Result = dict[str, Any]
 Handler = Callable[[Params], "Result | Awaitable[Result]"]
@@ -148,6 +152,9 @@ class SageMaker:
         self.kinds: dict[str, object] = {}  # kind module name -> its state, for tests
         # told of every StateChange as it happens (the EventBridge publisher)
         self.listeners: list[Callable[[StateChange], None]] = []
+        # the account's quotas and what its resources hold of them; kinds admit
+        # each create through it (runner.emulator.quotas)
+        self.concurrency = Concurrency(self.advance)
         self.register("AddTags", self._add_tags)
         self.register("ListTags", self._list_tags)
         self.register("DeleteTags", self._delete_tags)
@@ -158,6 +165,10 @@ class SageMaker:
         if self.scheduler.now == float("-inf"):
             return self.scheduler.advance(self.clock())
         return self.scheduler.now
+
+    def advance(self) -> float:
+        """Bring the world up to the clock; the world's time."""
+        return self.scheduler.advance(self.clock())
 
     def state_changed(self, change: StateChange) -> None:
         for listener in self.listeners:

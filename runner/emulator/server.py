@@ -35,7 +35,14 @@ process CPU) and ``POST /_emulator/rates`` (start counting afresh),
 instead, faults, counters, pending, the bus's counters) and
 ``POST /_emulator/events`` (``{"url": ..., "faults": {...}}``, either optional;
 a null url stops publishing there, and events go to the own bus whenever it
-has listeners).
+has listeners),
+``GET /_emulator/quotas`` and ``POST /_emulator/quotas`` (a JSON object of
+service quota name -> limit, replacing them; 400 for an unknown name or a
+limit that is not a number >= 0; see :mod:`runner.emulator.quotas`),
+``GET /_emulator/concurrency`` (per job family, the current and peak jobs and
+instances, per instance type too, since the last reset; the usage of every
+quota; refusals per quota) and ``POST /_emulator/concurrency`` (start the
+peaks afresh from now, refusals from zero).
 """
 
 from __future__ import annotations
@@ -69,6 +76,7 @@ from runner.emulator.eventbridge import EventFaults, EventPublisher
 from runner.emulator.logs import FILTER_SCAN_LIMIT, LogsService, LogStore
 from runner.emulator.protocol import ApiError, ServiceProtocol, decode_body
 from runner.emulator.queues import SqsService
+from runner.emulator.quotas import Quotas
 from runner.emulator.rates import RateCounter
 from runner.emulator.resources import Handler, SageMaker, Scheduler, call_handler, install_kinds
 from runner.emulator.sts import (
@@ -197,7 +205,9 @@ class Emulator:
     ``events_url`` is an EventBridge endpoint to publish every state change
     to (settable later: :attr:`events_url`), with ``event_faults``; without
     one, changes go to the emulator's own bus (:attr:`bus`) while it has an
-    enabled rule with a target.
+    enabled rule with a target. ``quotas`` are the account's service quotas,
+    by name (settable later: :attr:`quotas`); a create over one is refused
+    with ResourceLimitExceeded (:mod:`runner.emulator.quotas`). None by default.
     """
 
     def __init__(
@@ -209,6 +219,7 @@ class Emulator:
         faults: FaultConfig | None = None,
         events_url: str | None = None,
         event_faults: EventFaults | None = None,
+        quotas: Mapping[str, float] | None = None,
     ) -> None:
         self.region = region
         self.account = account
@@ -224,6 +235,7 @@ class Emulator:
             scheduler=self.scheduler,
         )
         install_kinds(self.sagemaker)
+        self.quotas = quotas
         self.url = ""
         self.sqs = SqsService(region=region, account=account, clock=clock, origin=self._origin)
         self.bus = EventBus(
@@ -301,6 +313,30 @@ class Emulator:
         header), else :attr:`url`: what queue URLs begin with."""
         return _ORIGIN.get() or self.url
 
+    @property
+    def quotas(self) -> Quotas:
+        """The account's service quotas the emulator enforces (by name)."""
+        return self.sagemaker.concurrency.quotas
+
+    @quotas.setter
+    def quotas(self, quotas: Mapping[str, float] | None) -> None:
+        """Replace them (ValueError for an unknown name or a bad limit); only
+        later creates are checked against the new ones."""
+        self.sagemaker.concurrency.quotas = (
+            quotas if isinstance(quotas, Quotas) else Quotas(quotas)
+        )
+
+    def concurrency_report(self) -> dict[str, Any]:
+        """As of now: per job family, the current and peak resources holding
+        instances and instances (per type too) since the last
+        :meth:`reset_concurrency`, the usage of each quota and refusals per
+        quota; what ``GET /_emulator/concurrency`` answers."""
+        return self.sagemaker.concurrency.report()
+
+    def reset_concurrency(self) -> None:
+        """Start the peaks afresh from the current values, refusals from zero."""
+        self.sagemaker.concurrency.reset()
+
     def rates_report(self) -> dict[str, Any]:
         """Calls per operation (total, peak per second) and this process's CPU:
         what ``GET /_emulator/rates`` answers."""
@@ -347,6 +383,10 @@ class Emulator:
         app.router.add_post("/_emulator/rates", self._reset_rates)
         app.router.add_get("/_emulator/events", self._get_events)
         app.router.add_post("/_emulator/events", self._set_events)
+        app.router.add_get("/_emulator/quotas", self._get_quotas)
+        app.router.add_post("/_emulator/quotas", self._set_quotas)
+        app.router.add_get("/_emulator/concurrency", self._get_concurrency)
+        app.router.add_post("/_emulator/concurrency", self._reset_concurrency)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         self._site = web.TCPSite(self._runner, host, port)
@@ -614,6 +654,23 @@ class Emulator:
         self.events_url = url
         return web.json_response(self.events.report())
 
+    async def _get_quotas(self, request: web.Request) -> web.StreamResponse:
+        return web.json_response(self.quotas.to_json())
+
+    async def _set_quotas(self, request: web.Request) -> web.StreamResponse:
+        try:
+            self.quotas = Quotas.from_json(await request.json())
+        except ValueError as exc:  # a body that is no JSON too
+            return web.json_response({"error": str(exc)}, status=400)
+        return web.json_response(self.quotas.to_json())
+
+    async def _get_concurrency(self, request: web.Request) -> web.StreamResponse:
+        return web.json_response(self.concurrency_report())
+
+    async def _reset_concurrency(self, request: web.Request) -> web.StreamResponse:
+        self.reset_concurrency()
+        return web.json_response(self.concurrency_report())
+
     async def _get_identities(self, request: web.Request) -> web.StreamResponse:
         return web.json_response(dict(self.identities))
 
@@ -660,16 +717,22 @@ def serve(
     port: int = 0,
     region: str = "us-east-1",
     events_url: str | None = None,
+    quotas: Mapping[str, float] | None = None,
 ) -> None:
     """Run an emulator until SIGINT or SIGTERM, printing its URL first;
-    ``events_url``: an EventBridge endpoint to publish state changes to."""
+    ``events_url``: an EventBridge endpoint to publish state changes to;
+    ``quotas``: the account's service quotas by name (none by default).
+
+    Raises ValueError, before anything starts, for a quota name the emulator
+    does not enforce or a limit that is not a number >= 0."""
+    checked = Quotas(quotas)
 
     async def main() -> None:
         stopped = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stopped.set)
-        emulator = Emulator(region=region, events_url=events_url)
+        emulator = Emulator(region=region, events_url=events_url, quotas=checked)
         await emulator.start(host, port)
         try:
             print(emulator.url, flush=True)

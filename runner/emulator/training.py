@@ -28,6 +28,10 @@ Behaviour tags (in the request's ``Tags``; all optional):
     (its lines are held back until then; may exceed the duration).
 ``smrun:emulator:stop-delay``
     seconds from StopTrainingJob to Stopped (default 1).
+
+A job holds its ``ResourceConfig`` instances (or its ``InstanceGroups``') until
+it is terminal; a create over one of the account's quotas is refused
+(:mod:`runner.emulator.quotas`).
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ from runner.emulator.jobs import (
     Transition,
 )
 from runner.emulator.protocol import ApiError, Params
+from runner.emulator.quotas import Demand
 from runner.emulator.resources import Result, SageMaker, TagReader, stable_fraction
 
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
@@ -281,6 +286,17 @@ class TrainingJob(EmulatedJob):
         return str(plan) if plan else None
 
 
+def instances(resource_config: Params) -> list[tuple[str, int]]:
+    """(instance type, count) of a ResourceConfig: its own, or its InstanceGroups'."""
+    groups = resource_config.get("InstanceGroups")
+    if groups:
+        return [(g["InstanceType"], int(g.get("InstanceCount", 1))) for g in groups]
+    if "InstanceType" not in resource_config:
+        return []
+    count = max(1, int(resource_config.get("InstanceCount", 1)))
+    return [(resource_config["InstanceType"], count)]
+
+
 def instance_count(resource_config: Params) -> int:
     groups = resource_config.get("InstanceGroups")
     if groups:
@@ -320,9 +336,14 @@ class TrainingJobs(JobTable[TrainingJob]):
     async def check(self, params: Params) -> None:
         check_spot(params)
 
+    def demand(self, job: TrainingJob) -> Demand:
+        family = "spot training" if job.spot else "training"
+        return Demand.of(family, instances(job.request.get("ResourceConfig") or {}))
+
     def create_child(self, params: Params, created: float) -> TrainingJob:
         """CreateTrainingJob backdated to ``created``, a time the world has
-        already passed (a tuning job starting a child when an earlier one ended)."""
+        already passed (a tuning job starting a child when an earlier one ended);
+        refused, as CreateTrainingJob is, over a quota."""
         self.refuse_existing(params[self.name_member])
         check_spot(params)
         return self.start(params, created)

@@ -30,6 +30,9 @@ Behaviour tags (in the request's ``Tags``; all optional):
     data-log lines per instance (default 10; 0: no data log).
 ``smrun:emulator:stop-delay``
     seconds from StopTransformJob to Stopped (default 1).
+
+A job holds its ``TransformResources`` instances until it is terminal; a create
+over one of the account's quotas is refused (:mod:`runner.emulator.quotas`).
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from runner.emulator.jobs import (
     spread,
 )
 from runner.emulator.protocol import ApiError, Params
+from runner.emulator.quotas import Demand
 from runner.emulator.resources import Result, SageMaker, TagReader, call_handler
 
 LOG_GROUP = "/aws/sagemaker/TransformJobs"
@@ -74,7 +78,9 @@ class TransformJob(EmulatedJob):
         self.lines_per_instance = tags.integer("log-lines", DEFAULT_LOG_LINES)
         self.records_per_instance = tags.integer("records", DEFAULT_RECORDS)
         self.stop_delay = tags.number("stop-delay", 1.0)
-        self.instance_count = max(1, int(params["TransformResources"]["InstanceCount"]))
+        resources = params["TransformResources"]
+        self.instance_count = max(1, int(resources["InstanceCount"]))
+        self.instance_type: str = resources["InstanceType"]
         self.started = created + STARTED_AT * self.duration
         self.end = created + self.duration
         self.timeline.transitions.append(Transition(self.outcome, self.end))
@@ -158,6 +164,9 @@ class TransformJobs(JobTable[TransformJob]):
 
     def new_job(self, params: Params, now: float) -> TransformJob:
         return TransformJob(self.sagemaker, params, now)
+
+    def demand(self, job: TransformJob) -> Demand:
+        return Demand.of("transform", [(job.instance_type, job.instance_count)])
 
     async def check(self, params: Params) -> None:
         """The model must exist when the job is created (later deletes don't matter)."""

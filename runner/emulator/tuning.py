@@ -28,6 +28,12 @@ Each change of the tuning job's status (InProgress at creation, Stopping,
 and its end) moves it in the ListHyperParameterTuningJobs index and is
 announced (EventBridge); its children's changes are those of training jobs.
 
+A tuning job counts against ``Number of concurrent hyperparameter tuning
+jobs`` until it ends, and its children against the training quotas; a child a
+quota refuses fails the tuning job with that refusal as its FailureReason
+(``ClientError: The account-level service limit ...``), see
+:mod:`runner.emulator.quotas`.
+
 Not emulated: early stopping, ``TuningJobCompletionCriteria``,
 ``ResourceLimits.MaxRuntimeInSeconds``, retries of children, Autotune (echoed).
 
@@ -59,6 +65,7 @@ from typing import Any
 from runner.emulator.jobs import TERMINAL
 from runner.emulator.listing import ListIndex
 from runner.emulator.protocol import ApiError, Params
+from runner.emulator.quotas import Demand
 from runner.emulator.resources import (
     BEHAVIOUR_TAG_PREFIX,
     Listing,
@@ -642,8 +649,11 @@ class TuningJobs:
                 raise _invalid(f"Parent hyperparameter tuning job {parent_name} does not exist.")
         now = self.sagemaker.now
         job = TuningJob(self.sagemaker, params, now)
+        demand = Demand.of("hyperparameter tuning")
+        self.sagemaker.concurrency.admit(demand)
         self.jobs[name.lower()] = job
         self.sagemaker.add_resource(job.arn, params.get("Tags"))
+        self.sagemaker.concurrency.hold(job.arn, job.arn, demand)
         self.index.add(job, job.name, job.created, job.status, job.last_modified)
         job.changed = self._changed
         self._changed(job)
@@ -652,6 +662,8 @@ class TuningJobs:
 
     def _changed(self, job: TuningJob) -> None:
         at = job.last_modified
+        if job.status in TERMINAL:
+            self.sagemaker.concurrency.release(job.arn)
         self.index.move(job.name, job.status, at)
         self.sagemaker.state_changed(
             StateChange(

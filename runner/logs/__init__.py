@@ -104,16 +104,17 @@ What it costs
 With the sweep, no DescribeLogStreams per job but for the cases above; the
 scale model measures 1.3 FilterLogEvents and 1.0 DescribeLogStreams a job at
 100 jobs (the first 50 list before the sweep begins). Without it (fewer than
-``sweep_from`` jobs in the group), per job of 120 s with 2 instances: DescribeLogStreams about 1 pass to find
-its streams (plus one for each pass made before its containers wrote: 5, 15,
-35 s... after it was followed) and 1 in its drain; FilterLogEvents about
-(120 s / ``poll_interval``) / 50 reads, since one read serves 50 such jobs,
-plus a few reads a round shared by everyone (streams read from their head,
-drains, quiet streams). The scale model in ``tests/test_log_hub.py``
-(production timings and us-west-2's budgets, divided by 20) measures 3.4-4.3
-calls a job at 100 jobs (1.4 reads, 2-3 listings) and 3.4 at 300; at 1,000
-jobs (timings divided by 5) 3.3 (0.95 reads, 2.3 listings), with lines
-printed 1.2 s (p50) and 5.6 s (p95) after they were written.
+``sweep_from`` jobs in the group), per job of 120 s with 2 instances:
+DescribeLogStreams about 1 pass to find its streams (plus one for each pass
+made before its containers wrote: 5, 15, 35 s... after it was followed) and 1
+in its drain; FilterLogEvents about (120 s / ``poll_interval``) / 50 reads,
+since one read serves 50 such jobs, plus a few reads a round shared by
+everyone (streams read from their head, drains, quiet streams). The scale
+model in ``tests/test_log_hub.py`` (production timings and us-west-2's
+budgets, divided by 20) measures 3.4-4.3 calls a job at 100 jobs (1.4 reads,
+2-3 listings) and 3.4 at 300; at 1,000 jobs (timings divided by 5) 3.3 (0.95
+reads, 2.3 listings), with lines printed 1.2 s (p50) and 5.6 s (p95) after
+they were written.
 
 Failure cases
 -------------
