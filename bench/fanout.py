@@ -47,6 +47,7 @@ from handlers import KINDS
 from runner import AwsConfig, Event, Finished, LogLine, Outcome, Settings, StatusChanged
 from runner.budget import Budgets, Priority, family_of
 from runner.engine import Runner
+from runner.manifest import DEFAULT_MAX_MATRIX, Manifest, load_manifest
 
 ROOT = Path(__file__).resolve().parent.parent
 ROLE = "arn:aws:iam::123456789012:role/SageMakerExecution"
@@ -72,6 +73,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--settings", default="",
                         help="overrides of the production Settings(), name=value,... "
                         "(recorded in the report; the targets are for none)")
+    parser.add_argument("--matrix", action="store_true",
+                        help="run the jobs as one manifest with a matrix of N items "
+                        "(through run_manifest) instead of N submits")
+    parser.add_argument("--max-parallel", type=int,
+                        help="with --matrix: the matrix's max_parallel")
+    parser.add_argument("--quota", action="append", default=[], metavar="NAME=N",
+                        help="an account quota the emulator enforces (repeatable), e.g. "
+                        "'ml.m5.large for training job usage=400'")
     parser.add_argument("--json", type=Path, help="also write the report here")
     return parser
 
@@ -246,11 +255,15 @@ async def drive(args: argparse.Namespace, url: str) -> dict[str, Any]:
     runner = Runner(config, kinds=KINDS, settings=settings, budgets=budgets, sinks=[tally],
                     watch=args.strategy, events_queue_url=queue_url)
     async with runner:
-        jobs = [await runner.submit(f"job-{i:05d}", "training", training_request(i, args))
-                for i in range(args.jobs)]
-        for job in jobs:
-            await job.wait()
+        if args.matrix:
+            await runner.run_manifest(matrix_manifest(args))
+        else:
+            jobs = [await runner.submit(f"job-{i:05d}", "training", training_request(i, args))
+                    for i in range(args.jobs)]
+            for job in jobs:
+                await job.wait()
         ended = time.time()
+        refusals = runner.capacity.refusals
         assert runner.aws is not None
         calls = dict(sorted(runner.aws.stats.calls.items()))
         stats = runner.stats()
@@ -301,6 +314,7 @@ async def drive(args: argparse.Namespace, url: str) -> dict[str, Any]:
             "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             "rss_before_mib": round(rss_before / 1024, 1),
         },
+        "matrix": matrix_report(args, url, refusals) if args.matrix else None,
         "emulator": {"cpu_seconds": counted.get("cpu_seconds"),
                      "requests": counted.get("requests"),
                      "events_published": published},
@@ -326,6 +340,33 @@ def _service_of(operation: str) -> str:
     if operation in _EVENTS:
         return "events"
     return "sagemaker"
+
+
+def matrix_manifest(args: argparse.Namespace) -> Manifest:
+    """One training job with a matrix of ``args.jobs`` items."""
+    request = training_request(0, args)
+    request["HyperParameters"]["k"] = "{{ matrix.k }}"
+    job: dict[str, Any] = {"name": "sweep", "kind": "training",
+                           "matrix": {"k": [str(10 + i) for i in range(args.jobs)]},
+                           "request": request}
+    if args.max_parallel:
+        job["max_parallel"] = args.max_parallel
+    return load_manifest(json.dumps({"jobs": [job]}), kinds=KINDS, source="<bench>",
+                         max_matrix=max(args.jobs, DEFAULT_MAX_MATRIX))
+
+
+def matrix_report(args: argparse.Namespace, url: str, refusals: int) -> dict[str, Any]:
+    """Concurrency as the emulator recorded it, against max_parallel and the quotas."""
+    seen = admin(url, "concurrency")
+    training = seen["families"]["training"]
+    return {
+        "max_parallel": args.max_parallel,
+        "quotas": args.quota,
+        "peak_concurrent_jobs": training["jobs"]["peak"],
+        "peak_instances": training["instances"]["peak"],
+        "resource_limit_exceeded_absorbed": refusals,
+        "refused_by_quota": seen.get("refused", {}),
+    }
 
 
 def _is_logs(operation: str) -> bool:
@@ -369,6 +410,8 @@ def render(report: Mapping[str, Any]) -> str:
         lines.append(f"  {operation:<28} {row['peak']:>5} (sent {row['sent_peak']}) / "
                      f"{row['budget']} ({row['family']})"
                      f"{'  OVER' if row['over'] else ''}")
+    if report.get("matrix"):
+        lines.append(f"matrix: {report['matrix']}")
     r = report["runner"]
     lines.append(f"runner CPU {r['cpu_seconds']} s ({r['cpu_share_of_one_core']} of one core), "
                  f"peak RSS {r['peak_rss_mib']} MiB; emulator CPU "
@@ -379,8 +422,10 @@ def render(report: Mapping[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     with ExitStack() as stack:
+        quotas = [arg for quota in args.quota for arg in ("--quota", quota)]
         url, _ = stack.enter_context(child(
-            [sys.executable, "-m", "runner.cli", "emulator", "--port", "0"], "the emulator"))
+            [sys.executable, "-m", "runner.cli", "emulator", "--port", "0", *quotas],
+            "the emulator"))
         report = anyio.run(drive, args, url)
     print(render(report), file=sys.stderr)
     if args.json is not None:
