@@ -10,6 +10,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import anyio
 import boto3
 import pytest
 import yaml
@@ -20,6 +21,7 @@ from runner.cli import main_async
 from runner.emulator import Emulator
 from tests.conftest import ENV
 from tests.helpers import emulator_config
+from tests.test_endpoint import emulated_stack, endpoint_request, in_service
 from tests.test_restart import Reader, admin, run_args
 
 ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
@@ -337,3 +339,56 @@ def test_a_run_killed_while_items_wait_for_capacity_resumes_and_creates_nothing_
         job["name"] for job in result["jobs"].values()}
     report = admin(emulator_url, "concurrency")
     assert report["families"]["training"]["instance_types"]["ml.m5.large"]["peak"] == 2
+
+
+ENDPOINT_QUOTA = "ml.m5.large for endpoint usage"
+
+
+async def test_an_endpoint_update_refused_for_capacity_waits_then_goes_through(
+    emulator: Emulator,
+) -> None:
+    await emulated_stack(emulator)  # c1: 2 instances of ml.m5.large; c2: 1
+    await in_service(emulator, "ep", "c1")
+    emulator.quotas = {ENDPOINT_QUOTA: 2}  # the update's new fleet comes on top of the old
+    events: list[Event] = []
+    budgets = Budgets(QUICK_CREATES, bursts=QUICK_CREATES)
+    async with Runner(emulator_config(emulator), settings=Settings.fast(), budgets=budgets,
+                      sinks=[events.append]) as runner:
+        job = await runner.submit("update", "endpoint", endpoint_request("c2", "ep"),
+                                  options={"update": True})
+        with anyio.fail_after(10):
+            while not any("waiting for capacity" in m for m in _notices(events)):
+                await anyio.sleep(0.02)
+        emulator.quotas = {ENDPOINT_QUOTA: 3}  # someone else's endpoint went away
+        result = await job.wait()
+    assert result.outcome is Outcome.SUCCEEDED, result.failure_reason
+    assert emulator.concurrency_report()["refused"][ENDPOINT_QUOTA] >= 1
+    waiting = next(m for m in _notices(events) if "waiting for capacity" in m)
+    assert ENDPOINT_QUOTA in waiting
+
+
+async def test_cancelling_the_run_drops_the_queue_and_stops_what_runs(
+    emulator: Emulator,
+) -> None:
+    emulator.quotas = {TRAINING_QUOTA: 1}
+    manifest = load_manifest(manifest_text([{
+        "name": "sweep", "kind": "training", "matrix": {"lr": ["1", "2", "3"]},
+        "request": training(duration="60"),
+    }]))
+    events: list[Event] = []
+    budgets = Budgets(QUICK_CREATES, bursts=QUICK_CREATES)
+    async with Runner(emulator_config(emulator), settings=Settings.fast(), budgets=budgets,
+                      sinks=[events.append]) as runner:
+        with anyio.CancelScope() as scope:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(runner.run_manifest, manifest)
+                with anyio.fail_after(10):
+                    while sum("waiting for capacity" in m for m in _notices(events)) < 2:
+                        await anyio.sleep(0.02)
+                scope.cancel()
+        results = dict(runner.results)
+    outcomes = sorted(r.outcome.value for r in results.values())
+    assert outcomes == sorted([Outcome.STOPPED_BY_US.value, Outcome.NOT_STARTED.value,
+                               Outcome.NOT_STARTED.value]), outcomes
+    assert emulator.count("StopTrainingJob") == 1
+    assert emulator.count("CreateTrainingJob") >= 3  # one made, two refused, none since
