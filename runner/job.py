@@ -246,6 +246,13 @@ class Job:
         """Attach or create; a create refused for capacity waits in the run's
         :class:`~runner.queueing.Capacity` queue and is tried again."""
         refused: NoCapacity | None = None
+        if self._capacity is not None:
+            ahead = self._capacity.ahead(instance_types(self._request))
+            if ahead is not None:  # others wait for what this would take: in line behind them
+                self._warn(f"waiting for capacity: {ahead.quota}; {self.name} is created "
+                           "when a job of this run that could free it ends")
+                await self._wait_for_capacity(ahead, again=False, counted=False)
+                refused = ahead
         while True:
             try:
                 # a create that can't be sent (SageMaker unreachable) is bounded like a describe
@@ -261,11 +268,7 @@ class Job:
                     self._warn(f"waiting for capacity: {error.quota}; {self.name} is created "
                                "when a job of this run that could free it ends (SageMaker: "
                                f"{error.message})")
-                try:
-                    await self._capacity.wait(self.key, error, again=refused is not None)
-                except CapacityTimeout as timeout:
-                    raise JobError(f"{self.name} could not be created: {timeout}; "
-                                   f"{increase_hint(error.quota)}") from None
+                await self._wait_for_capacity(error, again=refused is not None)
                 refused = error
                 continue
             if refused is not None and self._capacity is not None:
@@ -274,6 +277,16 @@ class Job:
                 self._holds = instance_types(self._request)
                 self._capacity.started(self._holds)
             return description
+
+    async def _wait_for_capacity(
+        self, refused: NoCapacity, *, again: bool, counted: bool = True
+    ) -> None:
+        assert self._capacity is not None
+        try:
+            await self._capacity.wait(self.key, refused, again=again, counted=counted)
+        except CapacityTimeout as timeout:
+            raise JobError(f"{self.name} could not be created: {timeout}; "
+                           f"{increase_hint(refused.quota)}") from None
 
     async def _await_drain(self, scope: anyio.CancelScope, drained: anyio.Event) -> None:
         """A job's streams end, so its drain runs to the last line however long

@@ -216,18 +216,34 @@ class Capacity:
                 if queue.waiters:
                     queue.waiters[0].wake.set()
 
+    def ahead(self, types: Iterable[str]) -> NoCapacity | None:
+        """The refusal of a queue that a new job of these instance types would
+        meet: jobs already wait there, so it joins them instead of taking the
+        capacity a job that ends frees for the first of them."""
+        held = set(types)
+        for queue in self._queues.values():
+            if queue.waiters and (queue.instance_type is None or queue.instance_type in held):
+                return NoCapacity(f"behind {len(queue.waiters)} job(s) waiting for "
+                                  f"service limit '{queue.quota}'")
+        return None
+
     def granted(self, quota: str) -> None:
         """A job refused for ``quota`` was created after all: the backoff starts over."""
         queue = self._queues.get(quota)
         if queue is not None:
             queue.refusals = 0
 
-    async def wait(self, key: str, refused: NoCapacity, *, again: bool = False) -> None:
+    async def wait(
+        self, key: str, refused: NoCapacity, *, again: bool = False, counted: bool = True
+    ) -> None:
         """Wait until job ``key`` (refused with ``refused``) should try again.
         ``again``: it was the first of its queue and was refused once more (it
         keeps its place, and what woke it is spent). Raises
-        :class:`CapacityTimeout` when no job of the run ended for ``deadline``."""
-        self.refusals += 1
+        :class:`CapacityTimeout` when no job of the run ended for ``deadline``.
+        ``counted``: SageMaker refused it (not a job that joined a queue it
+        saw by :meth:`ahead`)."""
+        if counted:
+            self.refusals += 1
         queue = self._queues.get(refused.quota)
         if queue is None:
             named = _INSTANCE_TYPE.search(refused.quota)

@@ -262,10 +262,11 @@ async def test_resource_limit_exceeded_queues_the_creates_instead_of_failing_the
     results, events = await run(emulator, text)
     assert all(r.ok for r in results.values()), {k: r.failure_reason for k, r in results.items()}
     report = emulator.concurrency_report()
-    assert report["refused"][TRAINING_QUOTA] >= 4  # the four that did not fit at first
+    assert report["refused"][TRAINING_QUOTA] >= 1
     assert report["families"]["training"]["instance_types"]["ml.m5.large"]["peak"] == 2
+    # the four that did not fit at first waited (refused, or in line behind those refused)
     waiting = [m for m in _notices(events) if m.startswith("waiting for capacity")]
-    assert len(waiting) >= 4
+    assert len(waiting) == 4
     assert all(TRAINING_QUOTA in m for m in waiting)
     # one probe a job that ends, not a stampede: few refusals past the first four
     assert report["refused"][TRAINING_QUOTA] <= 4 + 6
@@ -298,7 +299,10 @@ async def test_the_shards_example_queues_on_its_quota_and_every_shard_succeeds(
     assert len(results) == 51 and all(r.ok for r in results.values())
     report = emulator.concurrency_report()
     assert report["families"]["transform"]["instance_types"]["ml.m5.large"]["peak"] == 5
-    assert report["refused"][quota] >= 45
+    assert report["refused"][quota] >= 1
+    # a job that ends frees capacity for the first in line, not for a new create:
+    # about one refusal a shard at most, not one a shard and an end
+    assert report["refused"][quota] <= 50
 
 
 def test_a_run_killed_while_items_wait_for_capacity_resumes_and_creates_nothing_twice(

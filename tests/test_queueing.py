@@ -211,3 +211,34 @@ async def test_a_quota_naming_no_instance_type_is_freed_by_any_job() -> None:
         capacity.ended({"ml.m5.large"})
         with anyio.fail_after(5):
             await done.wait()
+
+
+async def test_a_new_job_joins_the_line_behind_the_jobs_already_waiting() -> None:
+    capacity = Capacity(retry=60.0, deadline=60.0)
+    capacity.started({"ml.m5.large"})
+    assert capacity.ahead({"ml.m5.large"}) is None  # nobody waits: it just tries
+    order: list[str] = []
+
+    async def refused_first() -> None:
+        await capacity.wait("a", NoCapacity(MESSAGE))
+        order.append("a")
+
+    async def newcomer() -> None:
+        ahead = capacity.ahead({"ml.m5.large"})
+        assert ahead is not None and ahead.quota == "ml.m5.large for training job usage"
+        await capacity.wait("b", ahead, counted=False)
+        order.append("b")
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(refused_first)
+        await anyio.wait_all_tasks_blocked()
+        assert capacity.ahead({"ml.c5.xlarge"}) is None  # another type is not in this line
+        tg.start_soon(newcomer)
+        await anyio.wait_all_tasks_blocked()
+        capacity.ended({"ml.m5.large"})
+        await anyio.wait_all_tasks_blocked()
+        assert order == ["a"]
+        capacity.ended({"ml.m5.large"})
+        await anyio.wait_all_tasks_blocked()
+        assert order == ["a", "b"]
+    assert capacity.refusals == 1  # only SageMaker's answer counts
