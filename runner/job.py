@@ -22,6 +22,7 @@ from runner.aws import Aws
 from runner.budget import Priority
 from runner.errors import (
     describe,
+    error_message,
     is_already_exists,
     is_already_terminal,
     is_aws_error,
@@ -369,7 +370,7 @@ class Job:
                 updated = await self.kind.update_hook(self._context, existing)
             except Exception as error:
                 if is_limit_exceeded(error):
-                    raise NoCapacity(_message(error)) from error
+                    raise NoCapacity(error_message(error)) from error
                 raise
             if updated:
                 existing = await self._describe()
@@ -393,7 +394,7 @@ class Job:
             except Exception as error:
                 if is_limit_exceeded(error):
                     self._create_sent = False  # refused: nothing was made
-                    raise NoCapacity(_message(error)) from error
+                    raise NoCapacity(error_message(error)) from error
                 if not is_already_exists(error):
                     raise
                 attached = True  # a restart, a race, or a retried create that had gone through
@@ -708,12 +709,3 @@ def _status_message(description: Description) -> str | None:
         return str(message) if message else None
     return None
 
-
-def _message(error: BaseException) -> str:
-    """SageMaker's own words in an AWS error."""
-    response = getattr(error, "response", None)
-    if isinstance(response, Mapping):
-        message = response.get("Error", {}).get("Message")
-        if isinstance(message, str) and message:
-            return message
-    return str(error)
