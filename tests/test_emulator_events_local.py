@@ -236,7 +236,11 @@ def test_setup_and_run_from_the_cli_against_the_emulator_alone(
     assert report["counters"]["sent"] >= 2 * len(SUCCEEDS)
     assert report["bus"]["delivered"] == report["counters"]["sent"]
     calls = Counter(r["operation"] for r in admin(emulator_url, "requests"))
-    assert calls["ReceiveMessage"] > 0 and calls["DescribeTrainingJob"] == 0
+    # the runner read its events and deleted each (a describe may still come when
+    # the one-second reconciling list of --timing fast sees an end first)
+    assert calls["ReceiveMessage"] > 0
+    assert calls["DeleteMessageBatch"] + calls["DeleteMessage"] > 0
+    assert calls["DescribeTrainingJob"] <= 2
 
 
 async def test_a_reader_denied_the_queue_is_told_what_to_allow(

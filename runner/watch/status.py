@@ -188,6 +188,10 @@ class Subscription:
         self._poked = True
         self._wake.set()
 
+    def recheck(self) -> None:
+        """Wake a wait so that it looks again at how it is served."""
+        self._wake.set()
+
     def interrupt(self) -> None:
         """End the current wait with None (the job has something to do)."""
         self._interrupted = True
@@ -333,6 +337,17 @@ class KindWatch:
 
     def discharge(self) -> None:
         self.jobs = max(0, self.jobs - 1)
+        self._fewer()
+
+    def _fewer(self) -> None:
+        """With ``auto``, a kind left with fewer than ``list_from`` jobs is no
+        longer listed: its listed jobs wake and describe themselves from now on
+        (else each would wait for an update no listing brings)."""
+        if self.strategy is not Strategy.AUTO:
+            return
+        if max(len(self.subscriptions), self.jobs) < self.settings.list_from:
+            for subscription in self.subscriptions.values():
+                subscription.recheck()
 
     @property
     def listing(self) -> bool:
@@ -356,6 +371,7 @@ class KindWatch:
     def unsubscribe(self, subscription: Subscription) -> None:
         if self.subscriptions.get(subscription.name) is subscription:
             del self.subscriptions[subscription.name]
+            self._fewer()
 
     def dispatch(self, update: Update) -> bool:
         subscription = self.subscriptions.get(update.name)
