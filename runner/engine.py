@@ -32,7 +32,7 @@ from runner.journal import Journal
 from runner.kind import Kind
 from runner.logs import LogHub
 from runner.manifest import Manifest
-from runner.queueing import Capacity, Slots, limit_names
+from runner.queueing import Capacity, Slots, limit_names, run_limits
 from runner.settings import Settings
 from runner.types import JobResult, Outcome, Request
 from runner.watch.events import EventQueue, EventQueueError
@@ -104,13 +104,12 @@ class Runner:
         self._stack = AsyncExitStack()
         self._tg: TaskGroup | None = None
         self.aws: Aws | None = None
-        # creates refused for capacity wait here; max_parallel slots of the manifest run
+        # creates refused for capacity wait here
         self.capacity = Capacity(
             retry=self.settings.capacity_retry,
             retry_max=self.settings.capacity_retry_max,
             deadline=self.settings.capacity_deadline,
         )
-        self.slots: Slots | None = None
 
     async def __aenter__(self) -> Runner:
         try:
@@ -259,8 +258,10 @@ class Runner:
         order = manifest.order()
         position = {key: i for i, key in enumerate(order)}
         finished = {key: anyio.Event() for key in manifest.jobs}
-        slots = Slots(limits_of(manifest))
-        self.slots = slots
+        slots = Slots(run_limits(
+            manifest.limits.run, manifest.limits.kinds,
+            {m.key: m.max_parallel for m in manifest.matrices.values()},
+        ))
         scopes: dict[str, anyio.CancelScope] = {}
         halted: dict[str, str] = {}  # matrix key -> the item whose failure stopped it
 
@@ -351,15 +352,3 @@ class Runner:
         return {"aws": aws.stats.summary(), "budgets": aws.budgets.stats(),
                 "watch": self._status().stats()}
 
-
-def limits_of(manifest: Manifest) -> dict[str, int]:
-    """The manifest's ``max_parallel`` limits, named as :func:`limit_names` names them."""
-    limits: dict[str, int] = {}
-    if manifest.limits.run is not None:
-        limits["run"] = manifest.limits.run
-    for kind, size in manifest.limits.kinds.items():
-        limits[f"kind:{kind}"] = size
-    for matrix in manifest.matrices.values():
-        if matrix.max_parallel is not None:
-            limits[f"matrix:{matrix.key}"] = matrix.max_parallel
-    return limits

@@ -246,14 +246,12 @@ class Job:
     async def _created(self) -> Description:
         """Attach or create; a create refused for capacity waits in the run's
         :class:`~runner.queueing.Capacity` queue and is tried again."""
-        refused: NoCapacity | None = None
-        if self._capacity is not None:
-            ahead = self._capacity.ahead(instance_types(self._request))
-            if ahead is not None:  # others wait for what this would take: in line behind them
-                self._warn(f"waiting for capacity: {ahead.quota}; {self.name} is created "
-                           "when a job of this run that could free it ends")
-                await self._wait_for_capacity(ahead, again=False, counted=False)
-                refused = ahead
+        capacity = self._capacity
+        types = instance_types(self._request)
+        refused = capacity.ahead(types) if capacity is not None else None
+        if refused is not None:  # others wait for what this would take: in line behind them
+            self._waiting_notice(refused)
+            await self._wait_for_capacity(refused, again=False, counted=False)
         while True:
             try:
                 # a create that can't be sent (SageMaker unreachable) is bounded like a describe
@@ -263,21 +261,23 @@ class Job:
                 raise Unseen(f"could not reach SageMaker to create or find {self.name} for "
                              f"{self._settings.unknown_after:.0f}s") from None
             except NoCapacity as error:
-                if self._capacity is None:
+                if capacity is None:
                     raise JobError(f"{error.message} ({increase_hint(error.quota)})") from None
                 if refused is None:
-                    self._warn(f"waiting for capacity: {error.quota}; {self.name} is created "
-                               "when a job of this run that could free it ends (SageMaker: "
-                               f"{error.message})")
+                    self._waiting_notice(error, f" (SageMaker: {error.message})")
                 await self._wait_for_capacity(error, again=refused is not None)
                 refused = error
                 continue
-            if refused is not None and self._capacity is not None:
-                self._capacity.granted(refused.quota)
-            if self._capacity is not None:
-                self._holds = instance_types(self._request)
-                self._capacity.started(self._holds)
+            if capacity is not None:
+                if refused is not None:
+                    capacity.granted(refused.quota)
+                self._holds = types
+                capacity.started(types)
             return description
+
+    def _waiting_notice(self, refused: NoCapacity, why: str = "") -> None:
+        self._warn(f"waiting for capacity: {refused.quota}; {self.name} is created "
+                   f"when a job of this run that could free it ends{why}")
 
     async def _wait_for_capacity(
         self, refused: NoCapacity, *, again: bool, counted: bool = True

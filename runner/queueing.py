@@ -302,3 +302,15 @@ def limit_names(kind: str, matrix: str | None) -> Sequence[str]:
     if matrix is not None:
         names.append(f"matrix:{matrix}")
     return names
+
+
+def run_limits(
+    run: int | None, kinds: Mapping[str, int], matrices: Mapping[str, int | None]
+) -> dict[str, int]:
+    """A run's ``max_parallel`` limits (the run's, by kind, by matrix), named
+    as :func:`limit_names` names them; None is no limit."""
+    limits = {f"kind:{kind}": size for kind, size in kinds.items()}
+    limits.update({f"matrix:{key}": size for key, size in matrices.items() if size is not None})
+    if run is not None:
+        limits["run"] = run
+    return limits
