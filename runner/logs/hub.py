@@ -740,6 +740,14 @@ class _GroupReader:
             # one scheduling round per tick keeps this loop O(searches) a tick
             await anyio.sleep(SEARCH_TICK)
 
+    def _rediscover_at(self, search: _Search, now: float) -> float:
+        """When ``search`` is listed again after a pass (or a sweep) found what it found."""
+        hub = self.hub
+        return now + rediscovery_delay(
+            known=len(search.known), misses=search.misses, quiet=search.quiet,
+            base=hub.discover_interval, cap=hub.discover_max, settled_max=hub.rediscover_max,
+        )
+
     def _ready_at(self, search: _Search, sweeping: bool) -> float:
         """When ``search`` may be listed next. While the group is swept, only
         a job attaching after a restart, a source that left, a drain that asked
@@ -790,11 +798,7 @@ class _GroupReader:
                             if not search.subscribers.get(owner):
                                 search.subscribers.pop(owner, None)
                                 search.leaving.pop(owner, None)
-                search.due = now + rediscovery_delay(
-                    known=len(search.known), misses=search.misses, quiet=search.quiet,
-                    base=hub.discover_interval, cap=hub.discover_max,
-                    settled_max=hub.rediscover_max,
-                )
+                search.due = self._rediscover_at(search, now)
                 for event in waiters:
                     event.set()
             else:
@@ -943,11 +947,7 @@ class _GroupReader:
                     search.known.add(name)
                     search.misses = search.quiet = 0
                     # listed on its own only by the safety net from now on
-                    search.due = self.hub.clock() + rediscovery_delay(
-                        known=len(search.known), misses=0, quiet=0,
-                        base=self.hub.discover_interval, cap=self.hub.discover_max,
-                        settled_max=self.hub.rediscover_max,
-                    )
+                    search.due = self._rediscover_at(search, self.hub.clock())
                     self.hub.stats.swept += 1
                     for owner, sources in list(search.subscribers.items()):
                         for source in list(sources):
