@@ -122,6 +122,7 @@ class _Read(enum.Enum):
     THROTTLED = "throttled"
     SPLIT = "split"  # handed over to two smaller searches
     GONE = "gone"  # its one stream does not exist
+    LEFT = "left"  # every job of it stopped following before the next page
 
 
 @dataclass(eq=False)
@@ -1005,6 +1006,8 @@ class _GroupReader:
             if outcome is _Read.SPLIT:
                 handed_over = True
                 return
+            if outcome is _Read.LEFT:
+                return  # nothing was read to the end: positions and due times stay
             self._settle(scan, gone=outcome is _Read.GONE)
         except Exception as error:
             for owner in {t.owner for t in scan.tails}:
@@ -1024,6 +1027,8 @@ class _GroupReader:
         owners = {t.owner for t in scan.tails}
         try:
             for _ in range(hub.max_pages_per_read):
+                if all(t.removed for t in scan.tails):
+                    return _Read.LEFT  # read nothing more: no one follows these streams
                 params: dict[str, Any] = {
                     "logGroupName": self.group,
                     "logStreamNames": list(scan.names),
