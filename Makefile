@@ -15,7 +15,7 @@ run: $(STAMP)
 	$(BIN)/smrun run examples/quickstart.yaml --local
 
 test: $(STAMP) lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 4
 
 lint: $(STAMP)
 	$(BIN)/ruff check runner handlers components tests bench

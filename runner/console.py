@@ -50,7 +50,7 @@ from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
-from runner.events import Event, Finished, LogLine, Notice, StatusChanged, Submitted
+from runner.events import Event, Finished, LogLine, Notice, StatusChanged, Submitted, to_record
 from runner.types import JobResult
 
 REDACTED = "***"
@@ -739,6 +739,17 @@ class _BufferedLogger:
         self._write(pending)
 
 
+
+def _event_text(event: Event) -> str:
+    """The line a person reads for a submission or a status change."""
+    if isinstance(event, Submitted):
+        return f"{'attached to' if event.attached else 'created'} {event.kind} {event.name}"
+    if isinstance(event, StatusChanged):
+        text = event.status + (f" · {event.secondary}" if event.secondary else "")
+        return text + (f" — {event.message}" if event.message else "")
+    return ""
+
+
 class Console:
     """A bus sink that renders every event.
 
@@ -827,29 +838,19 @@ class Console:
 
     def __call__(self, event: Event) -> None:
         self._start_live()
-        log = self.log
+        record = to_record(event)
+        kind = record.pop("type")
         if isinstance(event, LogLine):
-            log.info("log", job=event.job, time=event.time, instance=event.instance,
-                     timestamp=event.timestamp, message=event.message, stream=event.stream)
+            self.log.info(kind, **record)
             return  # flushed by the log follower, once per read round
-        elif isinstance(event, Submitted):
-            how = "attached to" if event.attached else "created"
-            log.info("submitted", job=event.job, time=event.time, kind=event.kind,
-                     name=event.name, attached=event.attached,
-                     text=f"{how} {event.kind} {event.name}")
-        elif isinstance(event, StatusChanged):
-            text = event.status + (f" · {event.secondary}" if event.secondary else "")
-            if event.message:
-                text += f" — {event.message}"
-            log.info("status", job=event.job, time=event.time, status=event.status,
-                     secondary=event.secondary, message=event.message, text=text)
-        elif isinstance(event, Notice):
-            log.info("notice", job=event.job, time=event.time, level=event.level,
-                     text=event.message, **event.fields)
+        if isinstance(event, Notice):  # its fields beside the others, its message as the text
+            del record["fields"]
+            record.update(event.fields, text=record.pop("message"))
         elif isinstance(event, Finished):
-            r = event.result
-            log.info("finished", job=event.job, time=event.time, outcome=r.outcome.value,
-                     text=describe_result(r), result=r.to_dict())
+            record.update(outcome=event.result.outcome.value, text=describe_result(event.result))
+        else:
+            record["text"] = _event_text(event)
+        self.log.info(kind, **record)
         self._view.invalidate()
         self.flush()
 

@@ -16,7 +16,7 @@ import math
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import anyio
@@ -66,6 +66,52 @@ class Notice(Event):
 @dataclass(frozen=True)
 class Finished(Event):
     result: JobResult
+
+
+# --- the one serializer: an event as a plain record and back -------------------
+# The console (JSON lines), the journal and store, the daemon's SSE streams and
+# its clients all read and write these records; nothing else maps events.
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    "submitted": Submitted,
+    "status": StatusChanged,
+    "log": LogLine,
+    "notice": Notice,
+    "finished": Finished,
+}
+_TYPE_NAMES = {cls: name for name, cls in EVENT_TYPES.items()}
+
+
+def event_type(event: Event) -> str:
+    """The record type of an event: ``"status"`` for a StatusChanged, ..."""
+    return _TYPE_NAMES[type(event)]
+
+
+def to_record(event: Event) -> dict[str, Any]:
+    """``{"type": ..., "job": ..., "time": ..., <the event's own fields>}``, JSON-ready
+    but for values a job's outputs carry (datetimes); a result is its ``to_dict()``."""
+    record: dict[str, Any] = {"type": event_type(event), "job": event.job, "time": event.time}
+    for member in fields(event):
+        if member.name not in record:
+            value = getattr(event, member.name)
+            record[member.name] = value.to_dict() if isinstance(value, JobResult) else value
+    return record
+
+
+def from_record(record: dict[str, Any]) -> Event:
+    """The event a :func:`to_record` record stands for.
+
+    Error handling: an unknown ``type`` or a missing field raises ValueError."""
+    cls = EVENT_TYPES.get(str(record.get("type")))
+    if cls is None:
+        raise ValueError(f"not an event record: type {record.get('type')!r}")
+    values = {k: v for k, v in record.items() if k != "type"}
+    if cls is Finished:
+        values["result"] = JobResult.from_dict(values["result"])
+    try:
+        return cls(**values)
+    except TypeError as error:
+        raise ValueError(f"not a {record['type']} record: {error}") from None
 
 
 Sink = Callable[[Event], None]

@@ -109,6 +109,8 @@ class Job:
         self._holds: frozenset[str] | None = None  # instance types, once created or attached
         self.name: str = str(request[kind.name_field])
         self.created_by_us = False
+        # what cancellation does to a running job; the run may change it until then
+        self.on_cancel: OnCancel = settings.on_cancel
         self.result: JobResult | None = None
         self.tokens: dict[str, str] = dict(tokens or {})
         self._on_token = on_token
@@ -584,7 +586,7 @@ class Job:
         if self._phase(description) is not Phase.RUNNING:
             await self._drain(description)
             return self._final_result(await self._enrich(description))
-        if self._settings.on_cancel is OnCancel.DETACH or self.kind.stop is None:
+        if self.on_cancel is OnCancel.DETACH or self.kind.stop is None:
             await self._drain(description)
             reason = "left running on cancellation"
             if self.kind.cancel_hook is not None:
@@ -619,7 +621,7 @@ class Job:
         reason = f"cancelled; could not describe {self.name}: {problem}"
         if not may_exist:
             return self._result(None, Outcome.UNKNOWN, reason=reason)
-        if self._settings.on_cancel is not OnCancel.DETACH and self.kind.stop is not None:
+        if self.on_cancel is not OnCancel.DETACH and self.kind.stop is not None:
             try:
                 with anyio.fail_after(self._settings.stop_grace):
                     await self._send_stop()

@@ -72,6 +72,10 @@ class Journal:
     def close(self) -> None:
         self._db.close()
 
+    def for_run(self, run_id: str) -> JournalRun:
+        """What run ``run_id`` writes here (a :class:`runner.run.RunLog`)."""
+        return JournalRun(self, run_id)
+
     def __enter__(self) -> Journal:
         return self
 
@@ -123,3 +127,20 @@ class Journal:
         )
         return {stream: token for stream, token in rows}
 
+
+
+class JournalRun:
+    """One run's view of the journal: the :class:`runner.run.RunLog` of ``smrun run``."""
+
+    def __init__(self, journal: Journal, run_id: str) -> None:
+        self.journal = journal
+        self.run_id = run_id
+
+    def record(self, event: Event) -> None:
+        self.journal.record(self.run_id, event)
+
+    def tokens(self, job: str) -> dict[str, str]:
+        return self.journal.tokens(self.run_id, job)
+
+    def save_token(self, job: str, stream: str, token: str) -> None:
+        self.journal.save_token(self.run_id, job, stream, token)

@@ -96,4 +96,22 @@ class JobResult:
             "details": self.details,
             "arn": self.arn,
             "attached": self.attached,
+            "created": self.created.isoformat() if self.created else None,
+            "ended": self.ended.isoformat() if self.ended else None,
         }
+
+    @classmethod
+    def from_dict(cls, record: Mapping[str, Any]) -> JobResult:
+        """The result :meth:`to_dict` wrote (a stored or streamed record)."""
+        def when(value: Any) -> datetime | None:
+            return datetime.fromisoformat(value) if isinstance(value, str) else None
+
+        return cls(
+            key=record["job"], kind=record["kind"], name=record.get("name"),
+            outcome=Outcome(record["outcome"]), status=record.get("status"),
+            failure_reason=record.get("failure_reason"),
+            outputs=dict(record.get("outputs") or {}),
+            details=dict(record.get("details") or {}), arn=record.get("arn"),
+            created=when(record.get("created")), ended=when(record.get("ended")),
+            attached=bool(record.get("attached")),
+        )

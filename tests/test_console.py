@@ -69,32 +69,40 @@ def result(key: str, outcome: Outcome, *, kind: str = "training", seconds: float
 PINNED = [
     '{"job": "train", "time": 1700000000.25, "kind": "training", "name": "train-abc", '
     '"attached": false, "text": "created training train-abc", "event": "submitted"}',
-    '{"job": "train", "time": 1700000001.25, "status": "InProgress", "secondary": "Starting", '
-    '"message": "Preparing the instances", "text": "InProgress \\u00b7 Starting \\u2014 '
-    'Preparing the instances", "event": "status"}',
-    '{"job": "train", "time": 1700000002.25, "instance": "algo-1", "timestamp": 1700000002000, '
-    '"message": "epoch 1 loss=0.5 key ***", "stream": "train-abc/algo-1-1700000000", '
+    '{"job": "train", "time": 1700000001.25, "status": "InProgress", '
+    '"secondary": "Starting", "message": "Preparing the instances", '
+    '"text": "InProgress \\u00b7 Starting \\u2014 Preparing the instances", "event": "status"}',
+    '{"job": "train", "time": 1700000002.25, "stream": "train-abc/algo-1-1700000000", '
+    '"instance": "algo-1", "timestamp": 1700000002000, '
+    '"message": "epoch 1 loss=0.5 key ***", "event": "log"}',
+    '{"job": "train", "time": 1700000002.25, "stream": "train-abc/algo-2-1700000000", '
+    '"instance": "algo-2", "timestamp": 1700000002500, "message": "{\\"x\\": \\"\\u00fc\\"}", '
     '"event": "log"}',
-    '{"job": "train", "time": 1700000002.25, "instance": "algo-2", "timestamp": 1700000002500, '
-    '"message": "{\\"x\\": \\"\\u00fc\\"}", "stream": "train-abc/algo-2-1700000000", '
-    '"event": "log"}',
-    '{"job": "train", "time": 1700000003.25, "level": "warning", "text": "describe failed: '
-    'throttled", "attempt": 2, "api_token": "abc", "event": "notice"}',
-    '{"job": "train", "time": 1700000004.25, "outcome": "Failed", "text": "Failed \\u00b7 in '
-    '45.5s \\u00b7 billable 42s \\u00b7 reason: AlgorithmError: bad key ***", "result": {"job": '
-    '"train", "kind": "training", "name": "train-abc", "outcome": "Failed", "status": "Failed", '
-    '"failure_reason": "AlgorithmError: bad key ***", "duration_seconds": 45.5, "outputs": '
-    '{"model_artifacts": "s3://b/o/model.tar.gz", "metrics": {"loss": 0.5}}, "details": '
-    '{"billable_seconds": 42}, "arn": "arn:aws:sagemaker:us-east-1:123456789012:training-job/'
-    'train-abc", "attached": false}, "event": "finished"}',
-    '{"jobs": [{"job": "train", "kind": "training", "name": "train-abc", "outcome": "Failed", '
-    '"status": "Failed", "failure_reason": "AlgorithmError: bad key ***", "duration_seconds": '
-    '45.5, "outputs": {"model_artifacts": "s3://b/o/model.tar.gz", "metrics": {"loss": 0.5}}, '
-    '"details": {"billable_seconds": 42}, "arn": "arn:aws:sagemaker:us-east-1:123456789012:'
-    'training-job/train-abc", "attached": false}, {"job": "prep", "kind": "processing", '
-    '"name": "prep-1", "outcome": "Succeeded", "status": "Completed", "failure_reason": null, '
-    '"duration_seconds": null, "outputs": {}, "details": {}, "arn": null, "attached": false}], '
-    '"ok": false, "time": 1700000100.5, "job": "", "event": "summary"}',
+    '{"job": "train", "time": 1700000003.25, "level": "warning", "attempt": 2, '
+    '"api_token": "abc", "text": "describe failed: throttled", "event": "notice"}',
+    '{"job": "train", "time": 1700000004.25, "result": {"job": "train", "kind": "training", '
+    '"name": "train-abc", "outcome": "Failed", "status": "Failed", '
+    '"failure_reason": "AlgorithmError: bad key ***", "duration_seconds": 45.5, '
+    '"outputs": {"model_artifacts": "s3://b/o/model.tar.gz", "metrics": {"loss": 0.5}}, '
+    '"details": {"billable_seconds": 42}, '
+    '"arn": "arn:aws:sagemaker:us-east-1:123456789012:training-job/train-abc", '
+    '"attached": false, "created": "2023-11-14T22:13:20+00:00", '
+    '"ended": "2023-11-14T22:14:05.500000+00:00"}, "outcome": "Failed", '
+    '"text": "Failed \\u00b7 in 45.5s \\u00b7 billable 42s \\u00b7 '
+    'reason: AlgorithmError: bad key ***", '
+    '"event": "finished"}',
+    '{"jobs": [{"job": "train", "kind": "training", "name": "train-abc", '
+    '"outcome": "Failed", "status": "Failed", '
+    '"failure_reason": "AlgorithmError: bad key ***", "duration_seconds": 45.5, '
+    '"outputs": {"model_artifacts": "s3://b/o/model.tar.gz", "metrics": {"loss": 0.5}}, '
+    '"details": {"billable_seconds": 42}, '
+    '"arn": "arn:aws:sagemaker:us-east-1:123456789012:training-job/train-abc", '
+    '"attached": false, "created": "2023-11-14T22:13:20+00:00", '
+    '"ended": "2023-11-14T22:14:05.500000+00:00"}, {"job": "prep", "kind": "processing", '
+    '"name": "prep-1", "outcome": "Succeeded", "status": "Completed", '
+    '"failure_reason": null, "duration_seconds": null, "outputs": {}, "details": {}, '
+    '"arn": null, "attached": false, "created": null, "ended": null}], "ok": false, '
+    '"time": 1700000100.5, "job": "", "event": "summary"}',
 ]
 
 

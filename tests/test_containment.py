@@ -351,7 +351,7 @@ async def test_cancelled_while_it_cannot_be_described_the_job_is_still_stopped(
             job = await runner.submit("train", "training", training_request(duration=60, lines=2))
             await recorder.wait_for(status("train"))
             emulator.faults = denied("DescribeTrainingJob")
-            runner._require()[1].cancel_scope.cancel()
+            runner.cancel()
 
     result = job.result
     assert result is not None
@@ -382,7 +382,7 @@ async def test_a_drain_whose_log_sources_cannot_be_listed_warns_and_drains_what_
             job = await runner.submit("train", kind, request)
             await recorder.wait_for(status("train"))
             emulator.faults = denied("ListTrainingJobs")
-            runner._require()[1].cancel_scope.cancel()
+            runner.cancel()
 
     result = job.result
     assert result is not None and result.outcome is Outcome.STOPPED_BY_US, result

@@ -468,7 +468,7 @@ async def cancel_once_in(runner: Any, job: Any, status: str) -> None:
     async for event in job.events():
         if isinstance(event, StatusChanged) and event.status == status:
             break
-    runner._require()[1].cancel_scope.cancel()
+    runner.cancel()
 
 
 async def test_cancelling_says_what_is_left_and_how_to_delete_it(emulator: Emulator) -> None:

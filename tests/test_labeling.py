@@ -422,7 +422,7 @@ async def test_cancelling_the_runner_stops_the_labeling_job(emulator: Emulator) 
             async for event in job.events():
                 if isinstance(event, StatusChanged):
                     break
-            runner._require()[1].cancel_scope.cancel()
+            runner.cancel()
         results.append(job.result)
     assert results and results[0] is not None
     assert results[0].outcome is Outcome.STOPPED_BY_US

@@ -168,7 +168,7 @@ async def test_cancelling_the_runner_stops_what_it_created(emulator: Emulator) -
             async for event in job.events():
                 if isinstance(event, StatusChanged):
                     break
-            runner._require()[1].cancel_scope.cancel()
+            runner.cancel()
         results.append(job.result)
     assert results and results[0] is not None
     assert results[0].outcome is Outcome.STOPPED_BY_US
@@ -229,7 +229,7 @@ async def test_cancellation_during_create_still_finds_and_stops_the_job(
         job = await runner.submit("racy", "training", training_request(duration=60))
         while emulator.count("CreateTrainingJob") == 0:
             await anyio.sleep(0.01)
-        runner._require()[1].cancel_scope.cancel()
+        runner.cancel()
     assert job.result is not None
     assert job.result.outcome is Outcome.STOPPED_BY_US
     assert emulator.count("StopTrainingJob") == 1

@@ -355,7 +355,7 @@ async def test_cancelling_the_runner_stops_the_job(emulator: Emulator, aws_clien
             async for event in job.events():
                 if isinstance(event, StatusChanged):
                     break
-            runner._require()[1].cancel_scope.cancel()
+            runner.cancel()
     assert job.result is not None
     assert job.result.outcome is Outcome.STOPPED_BY_US
     assert job.result.status == "Stopped"
