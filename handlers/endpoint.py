@@ -116,6 +116,7 @@ def config_details(d: Description) -> dict[str, Any]:
 
 CONFIG_KIND = Kind(
     name="endpoint_config",
+    console_path="endpointConfig",
     create="CreateEndpointConfig",
     describe="DescribeEndpointConfig",
     name_field="EndpointConfigName",
@@ -318,6 +319,7 @@ def details(d: Description) -> dict[str, Any]:
 
 KIND = Kind(
     name="endpoint",
+    console_path="endpoints",
     list_operation="ListEndpoints",
     summaries_field="Endpoints",
     event_type="SageMaker Endpoint State Change",

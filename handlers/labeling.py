@@ -59,6 +59,7 @@ def details(d: Description) -> dict[str, Any]:
 
 KIND = Kind(
     name="labeling",
+    console_path="labeling-jobs",
     list_operation="ListLabelingJobs",
     summaries_field="LabelingJobSummaryList",
     event_type="SageMaker Ground Truth Labeling Job State Change",

@@ -96,6 +96,7 @@ def details(d: Description) -> dict[str, Any]:
 
 KIND = Kind(
     name="model",
+    console_path="models",
     create="CreateModel",
     describe="DescribeModel",
     name_field="ModelName",

@@ -65,6 +65,7 @@ async def enrich(ctx: JobContext, d: Description) -> Description:
 
 KIND = Kind(
     name="processing",
+    console_path="processing-jobs",
     list_operation="ListProcessingJobs",
     summaries_field="ProcessingJobSummaries",
     event_type="SageMaker Processing Job State Change",

@@ -55,6 +55,7 @@ def details(d: Description) -> dict[str, Any]:
 
 KIND = Kind(
     name="training",
+    console_path="jobs",
     list_operation="ListTrainingJobs",
     summaries_field="TrainingJobSummaries",
     event_type="SageMaker Training Job State Change",

@@ -50,6 +50,7 @@ async def create(ctx: JobContext, request: Request) -> None:
 
 KIND = Kind(
     name="transform",
+    console_path="transform-jobs",
     list_operation="ListTransformJobs",
     summaries_field="TransformJobSummaries",
     event_type="SageMaker Transform Job State Change",

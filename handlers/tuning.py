@@ -174,6 +174,7 @@ async def log_sources(ctx: JobContext, d: Description) -> list[LogSource]:
 
 KIND = Kind(
     name="tuning",
+    console_path="hyper-tuning-jobs",
     list_operation="ListHyperParameterTuningJobs",
     summaries_field="HyperParameterTuningJobSummaries",
     event_type="SageMaker HyperParameter Tuning Job State Change",

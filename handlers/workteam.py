@@ -70,6 +70,7 @@ def adopt(existing: Description, request: Request) -> bool:
 
 KIND = Kind(
     name="workteam",
+    console_path="labeling-workforces",
     create="CreateWorkteam",
     describe="DescribeWorkteam",
     name_field="WorkteamName",

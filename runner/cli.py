@@ -24,9 +24,13 @@ import anyio
 from handlers import COMPONENTS, KINDS
 from runner.aws import Aws, AwsConfig, EnvironmentProblem
 from runner.console import Console, Fold, redact_text
+from runner.daemon import DaemonConfig, DaemonError, DaemonSettings, run_daemon
+from runner.daemon.client import Client, ClientError
+from runner.daemon.follow import follow_run, log_text, run_table, runs_table
+from runner.daemon.server import check_token, read_token
 from runner.emulator import Quotas, serve
 from runner.engine import Runner
-from runner.iam import policies, resolve_kinds, usage_of
+from runner.iam import daemon_policies, policies, resolve_kinds, usage_of
 from runner.journal import Journal, default_state_dir
 from runner.kfp import (
     EXIT_BAD_INPUT,
@@ -151,6 +155,73 @@ def build_parser() -> argparse.ArgumentParser:
     iam.add_argument("--role-arn", help="the SageMaker execution role the pods pass")
     iam.add_argument("--assume-role", help="the role the pods assume (smrun --assume-role)")
     iam.add_argument("--events-queue", help="the events queue the pods read (name or ARN)")
+
+    iam.add_argument("--daemon", action="store_true",
+                     help="the policies of `smrun daemon`'s role instead of the KFP pods'")
+    iam.add_argument("--queue", help="with --daemon: its submissions queue (ARN or URL; its "
+                     "dead-letter queue is the same name plus -dlq)")
+    iam.add_argument("--manifest-bucket", action="append", default=[], metavar="BUCKET",
+                     help="with --daemon: a bucket (or s3://bucket/prefix) it reads "
+                     "manifests from")
+
+    daemon = sub.add_parser("daemon", help="serve runs over HTTP: many runs on one engine, "
+                            "kept across restarts")
+    daemon.add_argument("--listen", default="127.0.0.1:8080", metavar="HOST:PORT",
+                        help="where the API and the web view listen (default 127.0.0.1:8080; "
+                        "any other address than loopback needs a token)")
+    state = daemon.add_mutually_exclusive_group()
+    state.add_argument("--state-dir", help="keep runs in SQLite here (default: $SMRUN_STATE_DIR "
+                       "or ~/.local/state/smrun)")
+    state.add_argument("--database", default=os.environ.get("SMRUN_DATABASE_URL"),
+                       metavar="URL", help="keep runs in PostgreSQL (postgresql://...), "
+                       "shared by several daemons (default: $SMRUN_DATABASE_URL)")
+    daemon.add_argument("--local", action="store_true",
+                        help="start the embedded SageMaker emulator and run against it")
+    daemon.add_argument("--token-file", help="the bearer token clients must send "
+                        "(default: $SMRUN_TOKEN)")
+    daemon.add_argument("--queue", default=os.environ.get("SMRUN_QUEUE_URL"), metavar="SQS_URL",
+                        help="also take submissions from this SQS queue "
+                        "(default: $SMRUN_QUEUE_URL)")
+    daemon.add_argument("--on-shutdown", choices=[o.value for o in OnCancel], default="detach",
+                        help="what SIGTERM does to running jobs: detach (default: they go on "
+                        "in SageMaker and are taken up again) or stop")
+    daemon.add_argument("--owner", default=os.environ.get("SMRUN_DAEMON_ID"),
+                        help="this daemon's name in the run leases (default: host, pid and "
+                        "a random part; with --state-dir, the directory)")
+    daemon.add_argument("--max-runs", type=int, default=200,
+                        help="runs this daemon drives at once (default 200)")
+    daemon.add_argument("--timing", choices=["default", "fast"],
+                        help="polling cadence; fast is the default with --local")
+    _max_matrix(daemon)
+    _quota(daemon, local=True)
+    _common_aws(daemon)
+
+    def client(name: str, help: str) -> argparse.ArgumentParser:
+        command = sub.add_parser(name, help=help)
+        command.add_argument("--daemon", dest="daemon_url",
+                             default=os.environ.get("SMRUN_DAEMON_URL", "http://127.0.0.1:8080"),
+                             metavar="URL", help="the daemon (default: $SMRUN_DAEMON_URL or "
+                             "http://127.0.0.1:8080); its token comes from $SMRUN_TOKEN")
+        command.add_argument("--json", action="store_true", help="JSON for scripts")
+        return command
+
+    submit = client("submit", "submit a manifest to a daemon")
+    submit.add_argument("manifest", help="manifest YAML file ('-' for standard input)")
+    submit.add_argument("--run-id", help="makes the submission idempotent")
+    submit.add_argument("--on-cancel", choices=[o.value for o in OnCancel])
+    submit.add_argument("--follow", action="store_true",
+                        help="then show the run live until it ends, as `smrun run` does")
+    status = client("status", "a daemon's runs, or one run's jobs")
+    status.add_argument("run_id", nargs="?")
+    status.add_argument("--follow", action="store_true", help="live, until the run ends")
+    logs = client("logs", "a run's log lines (or one job's)")
+    logs.add_argument("run_id")
+    logs.add_argument("job", nargs="?")
+    logs.add_argument("--follow", "-f", action="store_true",
+                      help="keep following until the job (or run) ends")
+    stop = client("stop", "stop a run (or one job) on a daemon")
+    stop.add_argument("run_id")
+    stop.add_argument("job", nargs="?")
 
     events = sub.add_parser("events", help="create or remove the EventBridge rule and SQS "
                             "queue that bring SageMaker's state changes to `--watch events`")
@@ -458,6 +529,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return EXIT_OK
     if args.command == "iam-policy":
         return iam_policy_command(args)
+    if args.command == "daemon":
+        return anyio.run(daemon_command, args, backend="asyncio")
+    if args.command in CLIENT_COMMANDS:
+        return anyio.run(client_command, args, backend="asyncio")
     if args.command == "events":
         return anyio.run(events_command, args, backend="asyncio")
     if args.command == "emulator":
@@ -487,7 +562,13 @@ def iam_policy_command(args: argparse.Namespace) -> int:
         kinds = list(KINDS.values())
     usage = usage_of(kinds, manifest, known=KINDS, role_arn=args.role_arn,
                      assume_role=args.assume_role, events_queue=args.events_queue)
-    print(json.dumps(policies(usage), indent=2))
+    try:
+        doc = (daemon_policies(usage, queue=args.queue, manifest_buckets=args.manifest_bucket)
+               if args.daemon else policies(usage))
+    except ValueError as error:
+        print(f"smrun iam-policy: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(json.dumps(doc, indent=2))
     return EXIT_OK
 
 
@@ -509,6 +590,129 @@ async def events_command(args: argparse.Namespace) -> int:
         print(f"smrun events: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     return EXIT_OK
+
+
+def _listen(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ValueError(f"--listen {text!r}: give HOST:PORT, e.g. 127.0.0.1:8080")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def _daemon_log(level: str, message: str) -> None:
+    print(f"smrun daemon: {level}: {redact_text(message)}", file=sys.stderr, flush=True)
+
+
+async def daemon_command(args: argparse.Namespace, settings: Settings | None = None,
+                         daemon_settings: DaemonSettings | None = None) -> int:
+    """``smrun daemon``: serve until SIGTERM or SIGINT (which detach the runs, by default)."""
+    try:
+        host, port = _listen(args.listen)
+        token = read_token(args.token_file, os.environ)
+        check_token(host, token)
+        quotas = parse_quotas(args.quota) if args.quota else None
+        if quotas is not None and not args.local:
+            raise ValueError("--quota sets the embedded emulator's quotas: it needs --local")
+        if args.max_runs < 1:
+            raise ValueError("--max-runs must be at least 1")
+    except (DaemonError, ValueError) as error:
+        print(f"smrun daemon: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    base = daemon_settings or DaemonSettings()
+    config = DaemonConfig(
+        kinds=KINDS, host=host, port=port, token=token, local=args.local,
+        state=args.database or args.state_dir or str(default_state_dir()),
+        aws=_aws_config(args), settings=_settings(args, settings),
+        daemon=DaemonSettings(**{**base.__dict__, "max_runs": args.max_runs,
+                                 "on_shutdown": OnCancel(args.on_shutdown)}),
+        owner=args.owner, max_matrix=args.max_matrix, queue_url=args.queue,
+        log=_daemon_log, local_quotas=quotas,
+    )
+
+    async def serve() -> None:
+        async with anyio.create_task_group() as tg:
+            url = await tg.start(run_daemon, config)
+            where = "PostgreSQL" if args.database else f"state in {config.state}"
+            print(f"smrun daemon: listening on {url} ({where})", file=sys.stderr, flush=True)
+
+    try:
+        caught = await until_signal(serve)
+    except DaemonError as error:
+        print(f"smrun daemon: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except EnvironmentProblem as problem:
+        return _environment_error("smrun daemon", problem)
+    except OSError as error:  # the address is taken, or can't be bound
+        print(f"smrun daemon: can't listen on {args.listen}: {error.strerror or error}",
+              file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if caught is not None:
+        print("smrun daemon: stopped; running jobs were "
+              + ("detached" if args.on_shutdown == "detach" else "stopped"), file=sys.stderr)
+    return EXIT_OK
+
+
+CLIENT_COMMANDS = ("submit", "status", "logs", "stop")
+
+
+async def client_command(args: argparse.Namespace) -> int:
+    """``smrun submit | status | logs | stop --daemon URL``."""
+    console: Console | None = None
+    try:
+        async with Client(args.daemon_url, os.environ.get("SMRUN_TOKEN")) as daemon:
+            if args.command == "submit":
+                text = sys.stdin.read() if args.manifest == "-" else _read(args.manifest)
+                run, created = await daemon.submit(text, run_id=args.run_id,
+                                                   on_cancel=args.on_cancel)
+                if args.json and not args.follow:
+                    print(json.dumps(run, default=str))
+                    return EXIT_OK
+                print(f"smrun: run {run['run_id']} "
+                      + ("submitted" if created else "was submitted before"), file=sys.stderr)
+                if not args.follow:
+                    print(run["run_id"])
+                    return EXIT_OK
+                console = Console(fmt="json" if args.json else None)
+                return await follow_run(daemon, run["run_id"], console)
+            if args.command == "status":
+                if args.run_id is None:
+                    runs = await daemon.runs()
+                    print(json.dumps(runs, default=str) if args.json else runs_table(runs))
+                    return EXIT_OK
+                if args.follow:
+                    console = Console(fmt="json" if args.json else None)
+                    return await follow_run(daemon, args.run_id, console)
+                run = await daemon.run(args.run_id)
+                print(json.dumps(run, default=str) if args.json else run_table(run))
+                return EXIT_OK
+            if args.command == "logs":
+                lines = (daemon.logs(args.run_id, args.job, follow=args.follow) if args.job
+                         else daemon.events(args.run_id, logs=True, follow=args.follow))
+                async for event in lines:
+                    if event.type == "log":
+                        print(json.dumps(event.record) if args.json else log_text(event.record),
+                              flush=True)
+                return EXIT_OK
+            await daemon.stop(args.run_id, args.job)
+            print(f"smrun: asked {args.run_id}" + (f" {args.job}" if args.job else "")
+                  + " to stop", file=sys.stderr)
+            return EXIT_OK
+    except ClientError as error:
+        if console is not None:
+            console.close()
+        fix = {0: "start it (`smrun daemon`), or pass --daemon URL",
+               401: "set SMRUN_TOKEN to the daemon's token"}.get(error.status)
+        print(f"smrun {args.command}: {error}" + (f"\n  fix: {fix}" if fix else ""),
+              file=sys.stderr)
+        return EXIT_BAD_INPUT if error.status in (0, 401, 404, 409, 422, 400) else EXIT_FAILED
+    except OSError as error:
+        print(f"smrun {args.command}: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+def _read(path: str) -> str:
+    with open(path, encoding="utf-8") as handle:
+        return handle.read()
 
 
 def entry() -> None:

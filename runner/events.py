@@ -43,6 +43,9 @@ class StatusChanged(Event):
     status: str
     secondary: str | None = None
     message: str | None = None
+    # when SageMaker says the resource last changed (its LastModifiedTime, epoch
+    # seconds): ``time - changed`` is how late the change was seen
+    changed: float | None = None
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,11 @@
   for ``sagemaker.amazonaws.com``, and S3, ECR, CloudWatch, KMS, VPC and Lambda
   access derived from a manifest's requests when one is given.
 
+``smrun daemon`` runs as a fourth identity in place of the pods (:func:`daemon_policies`):
+the pod policy for every kind it may run, plus its submissions queue, that queue's
+dead-letter queue and the buckets it fetches manifests from, trusted through IRSA by the
+``smrun-daemon`` service account of ``deploy/kubernetes``.
+
 Everything here is a pure function over kinds and manifests; nothing calls AWS.
 """
 
@@ -22,6 +27,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from runner.kind import Kind
 from runner.manifest import Manifest, sagemaker_model
@@ -42,6 +48,20 @@ ACCOUNT = "<ACCOUNT_ID>"
 EXECUTION_ROLE_PLACEHOLDER = f"arn:aws:iam::{ACCOUNT}:role/<SAGEMAKER_EXECUTION_ROLE>"
 POD_ROLE_NAME = "<KFP_POD_ROLE>"
 BUCKET_PLACEHOLDER = "<BUCKET>"
+# the daemon (``smrun daemon``): its service account in deploy/kubernetes and its role
+DAEMON_SERVICE_ACCOUNT = "smrun-daemon"
+DAEMON_ROLE_NAME = "<SMRUN_DAEMON_ROLE>"
+SUBMISSIONS_QUEUE_PLACEHOLDER = f"arn:aws:sqs:<REGION>:{ACCOUNT}:<SUBMISSIONS_QUEUE>"
+MANIFEST_BUCKET_PLACEHOLDER = "<MANIFEST_BUCKET>"
+# what the daemon does with its submissions queue: receive a message, keep it invisible
+# while the run is taken on, delete it once the run is stored
+SUBMISSION_ACTIONS = (
+    "sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
+    "sqs:ReceiveMessage",
+)
+# a message that cannot become a run is moved by the daemon itself to the dead-letter queue
+DEAD_LETTER_ACTIONS = ("sqs:SendMessage",)
+DEAD_LETTER_SUFFIX = "-dlq"  # the queue's name plus this, as `smrun events setup` names its own
 
 _S3_URI = re.compile(r"s3://([a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])(?:/|$)")
 _ROLE_ARN = re.compile(r"arn:aws[a-z\-]*:iam::(\d{12}):role/[\w+=,.@/\-]+$")
@@ -52,6 +72,12 @@ _ECR_IMAGE = re.compile(
     r"(\d{12})\.dkr\.ecr\.([a-z0-9\-]+)\.amazonaws\.com(?:\.cn)?/([a-z0-9][a-z0-9._/\-]*)"
 )
 _KMS_ARN = re.compile(r"arn:aws[a-z\-]*:kms:")
+_QUEUE_NAME = re.compile(r"[\w\-]{1,80}(?:\.fifo)?$")
+_QUEUE_ARN = re.compile(
+    r"arn:aws[a-z\-]*:sqs:(?:[a-z0-9\-]+|\*):(?:\d{12}|\*):[\w\-]{1,80}(?:\.fifo)?$"
+)
+_REGION = re.compile(r"(?:^|\.)([a-z]{2}(?:-[a-z]+)+-\d+)\.")
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
 _VPC_MEMBERS = ("VpcConfig", "NetworkConfig")
 _IMAGE_MEMBERS = ("Image", "TrainingImage", "ImageUri")
 
@@ -400,12 +426,13 @@ def execution_policy(usage: Usage) -> Policy:
     return {"Version": VERSION, "Statement": statements}
 
 
-def setup_policy(usage: Usage) -> Policy:
-    """What the person or CI job setting up SageMaker-on-KFP needs: create the pod and
-    execution roles and their policies, link the pod role to the cluster (IRSA)."""
+def setup_policy(usage: Usage, *, pod_role: str = POD_ROLE_NAME) -> Policy:
+    """What the person or CI job setting up SageMaker-on-KFP needs: create the pod (or
+    daemon: ``pod_role``) and execution roles and their policies, link the pod role to
+    the cluster (IRSA)."""
     account = _account(usage) or ACCOUNT
     roles = [*(usage.roles or [EXECUTION_ROLE_PLACEHOLDER]),
-             f"arn:aws:iam::{account}:role/{POD_ROLE_NAME}"]
+             f"arn:aws:iam::{account}:role/{pod_role}"]
     passing = _allow("TryAJobByHand", ["iam:PassRole"], list(usage.roles or
                                                               [EXECUTION_ROLE_PLACEHOLDER]))
     passing["Condition"] = {"StringEquals": {"iam:PassedToService": SAGEMAKER_SERVICE}}
@@ -482,6 +509,147 @@ def policies(usage: Usage) -> dict[str, Any]:
             "trust_policy": execution_trust_policy(),
             "policy": execution_policy(usage),
         },
+    }
+
+
+# ---------------------------------------------------------------------------
+# the daemon
+
+
+def queue_arn(queue: str) -> str:
+    """An SQS queue's ARN from its ARN, its URL (what ``smrun daemon --queue`` takes) or
+    its name (any region and account); :class:`ValueError` for anything else."""
+    queue = queue.strip()
+    if queue.startswith("arn:"):
+        if not _QUEUE_ARN.match(queue):
+            raise ValueError(f"not an SQS queue ARN: {queue!r}")
+        return queue
+    if queue.startswith(("https://", "http://")):
+        url = urlsplit(queue)
+        parts = [p for p in url.path.split("/") if p]
+        host = url.hostname or ""
+        if len(parts) != 2 or not re.fullmatch(r"\d{12}", parts[0]) \
+                or not _QUEUE_NAME.match(parts[1]) or ".amazonaws.com" not in host:
+            raise ValueError(f"not an SQS queue URL: {queue!r}")
+        found = _REGION.search(host)
+        region = found.group(1) if found else "*"
+        partition = ("aws-cn" if host.endswith(".amazonaws.com.cn")
+                     else "aws-us-gov" if region.startswith("us-gov-") else "aws")
+        return f"arn:{partition}:sqs:{region}:{parts[0]}:{parts[1]}"
+    if not _QUEUE_NAME.match(queue):
+        raise ValueError(f"not an SQS queue name, URL or ARN: {queue!r}")
+    return f"arn:aws:sqs:*:*:{queue}"
+
+
+def dead_letter_arn(queue: str) -> str:
+    """The dead-letter queue of ``queue`` (an ARN) by the project's naming: its name plus
+    ``-dlq`` (a FIFO queue's before ``.fifo``, as SQS requires a FIFO one)."""
+    if queue.endswith(".fifo"):
+        return queue.removesuffix(".fifo") + DEAD_LETTER_SUFFIX + ".fifo"
+    return queue + DEAD_LETTER_SUFFIX
+
+
+def manifest_objects(location: str) -> str:
+    """The S3 objects ``s3:GetObject`` is granted on for a manifest location: a bucket,
+    ``bucket/prefix`` or ``s3://bucket/prefix``."""
+    path = location.strip().removeprefix("s3://").strip("/")
+    bucket, _, prefix = path.partition("/")
+    if not _BUCKET.match(bucket):
+        raise ValueError(f"not an S3 bucket (or s3://bucket/prefix): {location!r}")
+    return f"arn:aws:s3:::{bucket}/{prefix}/*" if prefix else f"arn:aws:s3:::{bucket}/*"
+
+
+def daemon_policy(
+    usage: Usage,
+    *,
+    queue: str | None = None,
+    dead_letter_queue: str | None = None,
+    manifest_buckets: Sequence[str] = (),
+) -> Policy:
+    """What ``smrun daemon``'s role needs: the pod policy of ``usage`` (every kind the
+    daemon may run), its submissions queue (an ARN, URL or name; a placeholder when
+    ``None``) and that queue's dead-letter queue (by default its name plus ``-dlq``), and
+    reading manifests from ``manifest_buckets`` (buckets or ``s3://bucket/prefix``; a
+    placeholder when empty)."""
+    submissions, dead_letter = _daemon_queues(queue, dead_letter_queue)
+    objects = [manifest_objects(b) for b in manifest_buckets] or [
+        f"arn:aws:s3:::{MANIFEST_BUCKET_PLACEHOLDER}/*"
+    ]
+    statements: list[Statement] = list(pod_policy(usage)["Statement"])
+    statements.append(_allow("ReceiveSubmissions", SUBMISSION_ACTIONS, [submissions]))
+    statements.append(_allow("DeadLetterSubmissions", DEAD_LETTER_ACTIONS, [dead_letter]))
+    statements.append(_allow("ReadManifests", ["s3:GetObject"], list(dict.fromkeys(objects))))
+    return {"Version": VERSION, "Statement": statements}
+
+
+def _daemon_queues(queue: str | None, dead_letter_queue: str | None) -> tuple[str, str]:
+    submissions = queue_arn(queue) if queue else SUBMISSIONS_QUEUE_PLACEHOLDER
+    if dead_letter_queue:
+        return submissions, queue_arn(dead_letter_queue)
+    return submissions, dead_letter_arn(submissions)
+
+
+def daemon_policies(
+    usage: Usage,
+    *,
+    queue: str | None = None,
+    dead_letter_queue: str | None = None,
+    manifest_buckets: Sequence[str] = (),
+) -> dict[str, Any]:
+    """What :func:`policies` gives, for ``smrun daemon``: the setup identity (creating the
+    daemon's role), the daemon's role (:func:`daemon_policy`, trusted by the
+    ``smrun-daemon`` service account through IRSA) in place of the pods', and the
+    execution role. ``usage`` names every kind the daemon may run, which is all of them
+    (``usage_of(KINDS.values())``): it runs whatever manifest it is sent."""
+    doc = policies(usage)
+    policy = daemon_policy(usage, queue=queue, dead_letter_queue=dead_letter_queue,
+                           manifest_buckets=manifest_buckets)
+    submissions, dead_letter = _daemon_queues(queue, dead_letter_queue)
+    kinds = ", ".join(k.name for k in usage.kinds)
+    note = (
+        "Attach to the role of the daemon's Kubernetes service account "
+        f"{DAEMON_SERVICE_ACCOUNT} (deploy/kubernetes/serviceaccount.yaml, through IRSA; "
+        f"kinds: {kinds}). It allows the SageMaker calls smrun makes for these kinds, "
+        "reading their CloudWatch logs and passing the execution role to SageMaker only, "
+        "as the pods' policy does; receiving, holding and deleting the messages of the "
+        f"submissions queue {submissions}, moving a message that cannot be run to its "
+        f"dead-letter queue {dead_letter}, and reading manifests from S3 "
+        f"({', '.join(manifest_buckets) or MANIFEST_BUCKET_PLACEHOLDER}). Queues or buckets "
+        "encrypted with a customer managed KMS key also need kms:Decrypt (and "
+        "kms:GenerateDataKey for the dead-letter queue) on that key."
+    )
+    if queue is None:
+        note += (
+            " Replace <REGION> and <SUBMISSIONS_QUEUE> with the queue of the daemon's "
+            "--queue; a daemon run without --queue reads no queue: drop ReceiveSubmissions "
+            "and DeadLetterSubmissions."
+        )
+    if usage.assume_role:
+        note += (
+            f" With --assume-role the daemon assumes {usage.assume_role} for SageMaker: "
+            "give that role the SageMaker, logs and PassRole statements."
+        )
+    if not usage.roles:
+        note += " Replace <SAGEMAKER_EXECUTION_ROLE> with the roles manifests name."
+    setup = (
+        "For the person or CI job that sets up the smrun daemon on an existing EKS cluster: "
+        "create the daemon and execution roles (put the two policies below on them as "
+        "inline policies), register the cluster's OIDC provider, link the daemon role to "
+        f"the {DAEMON_SERVICE_ACCOUNT} service account (IRSA: its trust policy below, and "
+        "the role's ARN in the service account's eks.amazonaws.com/role-arn annotation), "
+        "and pass the execution role to try a job by hand. Creating the cluster, the "
+        "queues and the database needs other permissions, which this does not cover. "
+        "Replace the <...> placeholders."
+    )
+    return {
+        "setup": {"description": setup,
+                  "policy": setup_policy(usage, pod_role=DAEMON_ROLE_NAME)},
+        "daemon": {
+            "description": note,
+            "policy": policy,
+            "trust_policy": pod_trust_policy(service_account=DAEMON_SERVICE_ACCOUNT),
+        },
+        "execution": doc["execution"],
     }
 
 

@@ -497,7 +497,7 @@ class Job:
                 self.publish(
                     StatusChanged(
                         self.key, status, secondary, _status_message(description),
-                        time=self._clock(),
+                        _epoch(description.get("LastModifiedTime")), time=self._clock(),
                     )
                 )
             # asked on the terminal status too: sources that appeared since the
@@ -711,3 +711,7 @@ def _status_message(description: Description) -> str | None:
         return str(message) if message else None
     return None
 
+
+
+def _epoch(value: Any) -> float | None:
+    return value.timestamp() if isinstance(value, datetime) else None

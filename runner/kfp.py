@@ -23,7 +23,7 @@ from runner.aws import AwsConfig, EnvironmentProblem
 from runner.engine import Runner, new_run_id
 from runner.events import Event
 from runner.identity import resource_name
-from runner.kind import Kind
+from runner.kind import Kind, console_links
 from runner.manifest import JobSpec, Manifest, ManifestError
 from runner.outputs import write_output_file
 from runner.settings import Settings
@@ -73,22 +73,6 @@ class ComponentRun:
     results: dict[str, JobResult] = field(default_factory=dict)
     # set when the environment (credentials, region, endpoints) can't reach AWS
     problem: EnvironmentProblem | None = None
-
-
-def console_links(region: str, kind: Kind, name: str, console_path: str = "") -> dict[str, str]:
-    """Links to a resource in the SageMaker console and to its CloudWatch logs."""
-    links: dict[str, str] = {}
-    base = f"https://{region}.console.aws.amazon.com"
-    if console_path:
-        links["SageMaker console"] = (
-            f"{base}/sagemaker/home?region={region}#/{console_path}/{name}"
-        )
-    if kind.log_group:
-        links["CloudWatch logs"] = (
-            f"{base}/cloudwatch/home?region={region}#logStream:group={kind.log_group};"
-            f"prefix={name}/;streamFilter=typeLogStreamPrefix"
-        )
-    return links
 
 
 def markdown_summary(

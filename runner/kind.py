@@ -72,6 +72,8 @@ class Kind:
     # (DescribeWorkteam answers {"Workteam": {...}}); the engine and hooks see that member
     describe_member: str | None = None
     max_name_length: int = 63
+    # the resource's page in the SageMaker console: ...#/<console_path>/<name>
+    console_path: str | None = None
     # the request member that a manifest's `defaults.role` fills (when the shape has
     # it); a dotted path reaches into a nested structure
     role_field: str = "RoleArn"
@@ -183,3 +185,19 @@ def time_span(d: Description, start: str, end: str) -> tuple[dict[str, str], int
     if isinstance(started, datetime) and isinstance(ended, datetime):
         return facts, max(0, round((ended - started).total_seconds()))
     return facts, None
+
+
+def console_links(region: str, kind: Kind, name: str, console_path: str = "") -> dict[str, str]:
+    """Links to a resource in the SageMaker console (``kind.console_path``
+    unless ``console_path`` is given) and to its CloudWatch logs."""
+    links: dict[str, str] = {}
+    base = f"https://{region}.console.aws.amazon.com"
+    path = console_path or kind.console_path
+    if path:
+        links["SageMaker console"] = f"{base}/sagemaker/home?region={region}#/{path}/{name}"
+    if kind.log_group:
+        links["CloudWatch logs"] = (
+            f"{base}/cloudwatch/home?region={region}#logStream:group={kind.log_group};"
+            f"prefix={name}/;streamFilter=typeLogStreamPrefix"
+        )
+    return links

@@ -17,6 +17,8 @@ from moto.server import ThreadedMotoServer
 
 from runner.emulator import Emulator, FakeClock
 
+pytest_plugins = ["tests.postgres"]
+
 ClientFactory = Callable[..., Awaitable[Any]]
 
 

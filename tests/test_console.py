@@ -70,7 +70,7 @@ PINNED = [
     '{"job": "train", "time": 1700000000.25, "kind": "training", "name": "train-abc", '
     '"attached": false, "text": "created training train-abc", "event": "submitted"}',
     '{"job": "train", "time": 1700000001.25, "status": "InProgress", '
-    '"secondary": "Starting", "message": "Preparing the instances", '
+    '"secondary": "Starting", "message": "Preparing the instances", "changed": null, '
     '"text": "InProgress \\u00b7 Starting \\u2014 Preparing the instances", "event": "status"}',
     '{"job": "train", "time": 1700000002.25, "stream": "train-abc/algo-1-1700000000", '
     '"instance": "algo-1", "timestamp": 1700000002000, '
@@ -89,8 +89,7 @@ PINNED = [
     '"attached": false, "created": "2023-11-14T22:13:20+00:00", '
     '"ended": "2023-11-14T22:14:05.500000+00:00"}, "outcome": "Failed", '
     '"text": "Failed \\u00b7 in 45.5s \\u00b7 billable 42s \\u00b7 '
-    'reason: AlgorithmError: bad key ***", '
-    '"event": "finished"}',
+    'reason: AlgorithmError: bad key ***", "event": "finished"}',
     '{"jobs": [{"job": "train", "kind": "training", "name": "train-abc", '
     '"outcome": "Failed", "status": "Failed", '
     '"failure_reason": "AlgorithmError: bad key ***", "duration_seconds": 45.5, '

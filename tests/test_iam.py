@@ -22,16 +22,23 @@ from runner.emulator import Emulator
 from runner.events import StatusChanged
 from runner.iam import (
     BUCKET_PLACEHOLDER,
+    DAEMON_ROLE_NAME,
+    DAEMON_SERVICE_ACCOUNT,
     EXECUTION_ROLE_PLACEHOLDER,
     LOG_OPERATIONS,
+    MANIFEST_BUCKET_PLACEHOLDER,
+    SUBMISSIONS_QUEUE_PLACEHOLDER,
     TAG_OPERATIONS,
     allowed_actions,
+    daemon_policies,
+    daemon_policy,
     execution_policy,
     is_allowed,
     kind_operations,
     logs_followed,
     pod_policy,
     policies,
+    queue_arn,
     resolve_kinds,
     usage_of,
 )
@@ -132,8 +139,10 @@ def engine_calls(extra: str = "") -> dict[str, set[str]]:
     """What runner/ calls by name for every kind (the handlers' calls are per kind)."""
     calls: set[tuple[str, str]] = set()
     for path in code_modules():
-        # the events setup is the setup identity's work, not the pods'
-        if "handlers" not in path.parts and path.name != "setup.py":
+        # the events setup is the setup identity's work, not the pods'; the
+        # daemon's own calls are its role's (the daemon policy's test covers them)
+        if "handlers" not in path.parts and path.name != "setup.py" \
+                and "daemon" not in path.parts:
             calls |= literal_calls(path)
     calls |= literal_calls_in(extra) if extra else set()
     by_service: dict[str, set[str]] = {}
@@ -143,7 +152,8 @@ def engine_calls(extra: str = "") -> dict[str, set[str]]:
 
 
 # operations whose IAM action has another name (SQS authorizes a batch as its single call)
-IAM_ACTIONS = {"DeleteMessageBatch": "DeleteMessage"}
+IAM_ACTIONS = {"DeleteMessageBatch": "DeleteMessage", "SendMessageBatch": "SendMessage",
+               "ChangeMessageVisibilityBatch": "ChangeMessageVisibility"}
 
 
 def ungranted(policy: dict[str, Any], calls: dict[str, set[str]]) -> set[str]:
@@ -482,3 +492,131 @@ async def test_the_pod_policy_of_a_manifest_covers_every_call_its_run_makes() ->
         "DeleteEndpointConfig", "DescribeEndpointConfig", "ListTags", "StopTrainingJob",
         "StopProcessingJob", "GetLogEvents", "DescribeLogStreams",
     } <= called
+
+
+# --- the daemon (`smrun iam-policy --daemon`) ---------------------------------------------
+
+SUBMISSIONS = ARN.format(service="sqs", rest="smrun-submissions")
+DEAD_LETTER = ARN.format(service="sqs", rest="smrun-submissions-dlq")
+SUBMISSION_CALLS = ("ReceiveMessage", "DeleteMessage", "ChangeMessageVisibility",
+                    "GetQueueAttributes")
+
+
+def every_kind() -> Any:
+    """The usage `smrun iam-policy --daemon` derives: every kind, as without --kinds."""
+    return usage_of(resolve_kinds([], KINDS, COMPONENTS) or list(KINDS.values()), None,
+                    known=KINDS)
+
+
+def test_the_daemon_may_do_everything_the_pods_may_for_every_kind() -> None:
+    usage = every_kind()
+    assert {k.name for k in usage.kinds} == set(KINDS)
+    pod = pod_policy(usage)
+    daemon = daemon_policies(usage, queue=SUBMISSIONS)["daemon"]["policy"]
+    assert daemon["Statement"][:len(pod["Statement"])] == pod["Statement"]
+    for statement in pod["Statement"]:
+        for action in statement["Action"]:
+            for resource in statement["Resource"]:
+                assert is_allowed(daemon, action, resource), (action, resource)
+    for kind, rest in (("CreateTrainingJob", "training-job/t"), ("UpdateEndpoint", "endpoint/e"),
+                       ("CreateLabelingJob", "labeling-job/l")):
+        assert is_allowed(daemon, f"sagemaker:{kind}", ARN.format(service="sagemaker", rest=rest))
+    assert is_allowed(daemon, "iam:PassRole", EXECUTION_ROLE_PLACEHOLDER)
+    # and nothing more on SageMaker, logs or IAM than the pods
+    for prefix in ("sagemaker", "logs", "iam"):
+        assert pod_statement_actions(daemon, prefix) == pod_statement_actions(pod, prefix)
+
+
+def test_the_daemon_takes_submissions_from_its_queue_only() -> None:
+    daemon = daemon_policy(every_kind(), queue=SUBMISSIONS)
+    other = ARN.format(service="sqs", rest="someone-elses-queue")
+    for call in SUBMISSION_CALLS:
+        assert is_allowed(daemon, f"sqs:{call}", SUBMISSIONS), call
+        assert not is_allowed(daemon, f"sqs:{call}", other), call
+        assert not is_allowed(daemon, f"sqs:{call}", DEAD_LETTER), call
+    # a poison message goes to the dead-letter queue, by the daemon's own SendMessage
+    assert is_allowed(daemon, "sqs:SendMessage", DEAD_LETTER)
+    assert not is_allowed(daemon, "sqs:SendMessage", SUBMISSIONS)
+    assert not is_allowed(daemon, "sqs:SendMessage", other)
+    assert not is_allowed(daemon, "sqs:PurgeQueue", SUBMISSIONS)
+    assert not is_allowed(daemon, "sqs:DeleteQueue", SUBMISSIONS)
+    assert pod_statement_actions(daemon, "sqs") == {*SUBMISSION_CALLS, "SendMessage"}
+
+
+def test_the_queue_may_be_given_as_the_daemon_takes_it() -> None:
+    url = "https://sqs.us-east-1.amazonaws.com/123456789012/smrun-submissions"
+    assert queue_arn(url) == SUBMISSIONS == queue_arn(SUBMISSIONS)
+    assert queue_arn("https://eu-west-1.queue.amazonaws.com/123456789012/q") == (
+        "arn:aws:sqs:eu-west-1:123456789012:q")
+    assert queue_arn("https://sqs.cn-north-1.amazonaws.com.cn/123456789012/q") == (
+        "arn:aws-cn:sqs:cn-north-1:123456789012:q")
+    assert queue_arn("smrun-submissions") == "arn:aws:sqs:*:*:smrun-submissions"
+    for bad in ("https://example.com/123456789012/q", "https://sqs.us-east-1.amazonaws.com/q",
+                "arn:aws:s3:::bucket", "no spaces please"):
+        with pytest.raises(ValueError):
+            queue_arn(bad)
+    by_url = daemon_policy(every_kind(), queue=url)
+    assert is_allowed(by_url, "sqs:ReceiveMessage", SUBMISSIONS)
+    assert is_allowed(by_url, "sqs:SendMessage", DEAD_LETTER)
+    fifo = daemon_policy(every_kind(), queue=SUBMISSIONS + ".fifo")
+    assert is_allowed(fifo, "sqs:SendMessage", DEAD_LETTER + ".fifo")
+    named = daemon_policy(every_kind(), queue=SUBMISSIONS, dead_letter_queue="poison")
+    assert is_allowed(named, "sqs:SendMessage", ARN.format(service="sqs", rest="poison"))
+    assert not is_allowed(named, "sqs:SendMessage", DEAD_LETTER)
+
+
+def test_the_daemon_reads_manifests_from_the_buckets_given_only() -> None:
+    daemon = daemon_policy(every_kind(), queue=SUBMISSIONS,
+                           manifest_buckets=["team-manifests", "s3://shared/pipelines/"])
+    assert is_allowed(daemon, "s3:GetObject", "arn:aws:s3:::team-manifests/a/run.yaml")
+    assert is_allowed(daemon, "s3:GetObject", "arn:aws:s3:::shared/pipelines/run.yaml")
+    assert not is_allowed(daemon, "s3:GetObject", "arn:aws:s3:::shared/secrets.yaml")
+    assert not is_allowed(daemon, "s3:GetObject", "arn:aws:s3:::someone-else/run.yaml")
+    assert not is_allowed(daemon, "s3:PutObject", "arn:aws:s3:::team-manifests/run.yaml")
+    assert pod_statement_actions(daemon, "s3") == {"GetObject"}
+    with pytest.raises(ValueError):
+        daemon_policy(every_kind(), manifest_buckets=["Not A Bucket"])
+
+
+def test_without_a_queue_or_buckets_the_daemon_policy_has_placeholders() -> None:
+    doc = daemon_policies(every_kind())
+    daemon = doc["daemon"]["policy"]
+    assert is_allowed(daemon, "sqs:ReceiveMessage", SUBMISSIONS_QUEUE_PLACEHOLDER)
+    assert is_allowed(daemon, "sqs:SendMessage", SUBMISSIONS_QUEUE_PLACEHOLDER + "-dlq")
+    assert is_allowed(daemon, "s3:GetObject", f"arn:aws:s3:::{MANIFEST_BUCKET_PLACEHOLDER}/x")
+    assert not is_allowed(daemon, "sqs:ReceiveMessage", SUBMISSIONS)
+    assert not is_allowed(daemon, "s3:GetObject", "arn:aws:s3:::any-bucket/x")
+    json.dumps(doc)  # printable as the CLI prints it
+
+
+def test_the_daemon_role_is_trusted_by_its_service_account_through_irsa() -> None:
+    usage = every_kind()
+    doc = daemon_policies(usage, queue=SUBMISSIONS)
+    assert set(doc) == {"setup", "daemon", "execution"}
+    assert all(identity["description"] for identity in doc.values())
+    [trust] = doc["daemon"]["trust_policy"]["Statement"]
+    assert trust["Action"] == "sts:AssumeRoleWithWebIdentity"
+    [subject] = [v for k, v in trust["Condition"]["StringEquals"].items() if k.endswith(":sub")]
+    assert subject == f"system:serviceaccount:<NAMESPACE>:{DAEMON_SERVICE_ACCOUNT}"
+    assert DAEMON_SERVICE_ACCOUNT == "smrun-daemon"  # deploy/kubernetes/serviceaccount.yaml
+    role = f"arn:aws:iam::<ACCOUNT_ID>:role/{DAEMON_ROLE_NAME}"
+    assert is_allowed(doc["setup"]["policy"], "iam:CreateRole", role)
+    assert not is_allowed(doc["setup"]["policy"], "iam:CreateRole",
+                          "arn:aws:iam::<ACCOUNT_ID>:role/<KFP_POD_ROLE>")
+    assert doc["execution"] == policies(usage)["execution"]
+    assert SUBMISSIONS in doc["daemon"]["description"]
+
+
+def test_the_daemon_policy_grants_every_call_the_runner_makes() -> None:
+    """Every call runner/ makes by name (the daemon's queue and manifest reads among them,
+    once they are there), for every kind, with an events queue."""
+    usage = usage_of(list(KINDS.values()), events_queue="smrun-events")
+    daemon = daemon_policy(usage, queue=SUBMISSIONS)
+    assert ungranted(daemon, engine_calls()) == set()
+    more = textwrap.dedent("""
+        async def poison(call, url, body):
+            await call("sqs", "SendMessage", QueueUrl=url, MessageBody=body)
+            await call("s3", "GetObject", Bucket="b", Key="k")
+            await call("s3", "PutObject", Bucket="b", Key="k")
+    """)
+    assert ungranted(daemon, engine_calls(more)) == {"s3:PutObject"}

@@ -141,10 +141,11 @@ class Store(Protocol):
     async def update_run(
         self, run_id: str, *, owner: str | None = None, status: RunStatus | None = None,
         ended: float | None = None, summary: Mapping[str, Any] | None = None,
-        stop_requested: bool | None = None,
+        stop_requested: bool | None = None, options: Mapping[str, Any] | None = None,
     ) -> None:
         """Set the fields given. With ``owner``, only while that owner holds
-        the lease (else :class:`LeaseLost`); ``stop_requested`` is set by anyone."""
+        the lease (else :class:`LeaseLost`); ``stop_requested`` and
+        ``options`` (replaced whole) are set by anyone."""
 
     # --- leases -----------------------------------------------------------
 
