@@ -192,6 +192,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="runs this daemon drives at once (default 200)")
     daemon.add_argument("--timing", choices=["default", "fast"],
                         help="polling cadence; fast is the default with --local")
+    daemon.add_argument("--lease-ttl", type=float, default=DaemonSettings.lease_ttl,
+                        metavar="SECONDS", help="how long a run stays this daemon's after its "
+                        f"last heartbeat (default {DaemonSettings.lease_ttl:.0f}); a dead "
+                        "daemon's runs are taken over this long after it died")
+    daemon.add_argument("--heartbeat", type=float, default=DaemonSettings.heartbeat,
+                        metavar="SECONDS", help="how often leases are renewed and free runs "
+                        f"claimed (default {DaemonSettings.heartbeat:.0f})")
     _max_matrix(daemon)
     _quota(daemon, local=True)
     _common_aws(daemon)
@@ -615,6 +622,8 @@ async def daemon_command(args: argparse.Namespace, settings: Settings | None = N
             raise ValueError("--quota sets the embedded emulator's quotas: it needs --local")
         if args.max_runs < 1:
             raise ValueError("--max-runs must be at least 1")
+        if not 0 < args.heartbeat < args.lease_ttl:
+            raise ValueError("--heartbeat must be above 0 and below --lease-ttl")
     except (DaemonError, ValueError) as error:
         print(f"smrun daemon: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -624,7 +633,8 @@ async def daemon_command(args: argparse.Namespace, settings: Settings | None = N
         state=args.database or args.state_dir or str(default_state_dir()),
         aws=_aws_config(args), settings=_settings(args, settings),
         daemon=DaemonSettings(**{**base.__dict__, "max_runs": args.max_runs,
-                                 "on_shutdown": OnCancel(args.on_shutdown)}),
+                                 "on_shutdown": OnCancel(args.on_shutdown),
+                                 "lease_ttl": args.lease_ttl, "heartbeat": args.heartbeat}),
         owner=args.owner, max_matrix=args.max_matrix, queue_url=args.queue,
         log=_daemon_log, local_quotas=quotas,
     )

@@ -10,7 +10,8 @@ borrows it: one engine hosts any number of runs at once.
 A Run is an async context manager owning one task group: every job it
 submits is a task there. :meth:`Run.cancel` cancels them all (each job stops
 or detaches per :attr:`Run.on_cancel`), and a :meth:`Run.run_manifest` in
-progress returns its results instead of raising.
+progress returns its results instead of raising; the code around them goes
+on (it is not cancelled).
 """
 
 from __future__ import annotations
@@ -75,7 +76,9 @@ class Run:
         # every job's result as it ends (readable after a cancellation, too)
         self.results: dict[str, JobResult] = {}
         self._tg: TaskGroup | None = None
+        # what cancel() cancels: each run_manifest in progress, each submitted job
         self._manifest_scopes: list[anyio.CancelScope] = []
+        self._job_scopes: list[anyio.CancelScope] = []
         self.cancelled = False
 
     async def __aenter__(self) -> Run:
@@ -107,10 +110,8 @@ class Run:
         for job in self.jobs.values():
             job.on_cancel = policy
         self.on_cancel = policy
-        for scope in self._manifest_scopes:
+        for scope in [*self._manifest_scopes, *self._job_scopes]:
             scope.cancel()
-        if self._tg is not None:
-            self._tg.cancel_scope.cancel()
 
     def job(
         self,
@@ -178,7 +179,17 @@ class Run:
         return job
 
     async def _drive(self, job: Job) -> None:
-        self.results[job.key] = await job.drive()
+        scope = anyio.CancelScope()
+        self._job_scopes.append(scope)
+        try:
+            with scope:
+                if self.cancelled:
+                    scope.cancel()
+                self.results[job.key] = await job.drive()
+            if job.result is not None:  # cancelled: the job's own cleanup result
+                self.results[job.key] = job.result
+        finally:
+            self._job_scopes.remove(scope)
 
     def notify(self, level: str, message: str, job: str = "") -> None:
         """A notice of the run (``job`` empty) or of one job."""

@@ -116,10 +116,30 @@ async def run_daemon(
 ) -> None:
     """Serve until cancelled; ``task_status.started(url)`` once listening and ready.
 
-    Error handling: a configuration that can't work raises
-    :class:`DaemonError` before anything is served; a bad environment
+    The cancellation reaches no part of the daemon directly: it asks for an
+    orderly shutdown, in which every run is detached (or stopped) while the
+    engine's clients, watchers and log readers still work, and only then is
+    the engine closed. Error handling: a configuration that can't work
+    raises :class:`DaemonError` before anything is served; a bad environment
     raises :class:`runner.aws.EnvironmentProblem` from the engine's checks."""
     check_token(config.host, config.token)
+    stopping = anyio.Event()
+
+    async def guarded(*, task_status: TaskStatus[str]) -> None:
+        with anyio.CancelScope(shield=True):
+            await _serve(config, stopping, task_status)
+
+    async with anyio.create_task_group() as tg:
+        url = await tg.start(guarded)
+        task_status.started(url)
+        try:
+            await anyio.sleep_forever()
+        finally:
+            stopping.set()
+
+
+async def _serve(config: DaemonConfig, stopping: anyio.Event,
+                 task_status: TaskStatus[str]) -> None:
     shared = config.state.startswith(("postgresql://", "postgres://"))
     async with AsyncExitStack() as stack:
         owner = config.owner
@@ -153,6 +173,8 @@ async def run_daemon(
         async with anyio.create_task_group() as tg:
             await tg.start(daemon.serve)
             task_status.started(url)
+            await stopping.wait()
+            tg.cancel_scope.cancel()  # the daemon detaches (or stops) its runs, then returns
 
 
 def _url(site: web.TCPSite, host: str) -> str:

@@ -281,10 +281,14 @@ class Daemon:
     # --- one run -------------------------------------------------------------
 
     async def _drive(self, run_id: str) -> None:
+        """Drive one run. Shielded: the cancellation of the daemon (or of the
+        engine around it) never reaches a job directly; :meth:`_shutdown`
+        cancels each run by the shutdown policy instead, and waits for it."""
         held = self.held[run_id]
         record = held.record
         try:
-            await self._drive_held(held)
+            with anyio.CancelScope(shield=True):
+                await self._drive_held(held)
         except Exception as error:  # the run could not be driven: say why, keep the daemon
             self._log("error", f"run {run_id}: {type(error).__name__}: {error}")
         finally:
