@@ -65,6 +65,9 @@ SERVICES = ("sagemaker", "logs")
 # the event source's services (runner.watch): clients exist always, but the
 # pre-flight does not reach them (a run without an events queue never calls them)
 EVENT_SERVICES = ("sqs", "events")
+# the daemon's submissions (runner.daemon.submissions) read manifests named by an
+# s3:// URI: a client exists always, and the pre-flight does not reach it either
+SUBMISSION_SERVICES = ("s3",)
 # SQS ReceiveMessage's longest WaitTimeSeconds: the SQS client's read timeout
 # stays above it, or every quiet long poll would end as a ReadTimeoutError
 LONG_POLL_SECONDS = 20
@@ -87,6 +90,9 @@ class AwsConfig:
     # from the service ids "SQS" and "EventBridge"), then AWS_ENDPOINT_URL
     sqs_endpoint_url: str | None = None
     events_endpoint_url: str | None = None
+    # manifests in S3 (the daemon's submissions); unset, botocore reads
+    # AWS_ENDPOINT_URL_S3, then AWS_ENDPOINT_URL
+    s3_endpoint_url: str | None = None
     assume_role: str | None = None
     profile: str | None = None
     # explicit (access key, secret key); used for the local emulator
@@ -233,10 +239,11 @@ class Aws:
                 "logs": cfg.logs_endpoint_url,
                 "sqs": cfg.sqs_endpoint_url,
                 "events": cfg.events_endpoint_url,
+                "s3": cfg.s3_endpoint_url,
             }
             # a long poll waits up to LONG_POLL_SECONDS for its answer
             read_timeouts = {"sqs": max(cfg.read_timeout, LONG_POLL_SECONDS + 10.0)}
-            for service in (*SERVICES, *EVENT_SERVICES):
+            for service in (*SERVICES, *EVENT_SERVICES, *SUBMISSION_SERVICES):
                 config = self._client_config(read_timeout=read_timeouts.get(service))
                 self._clients[service] = await self._stack.enter_async_context(
                     self._session.create_client(

@@ -66,6 +66,8 @@ def _common_aws(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", help="AWS profile name")
     parser.add_argument("--sqs-endpoint-url", help="SQS endpoint URL (the events queue)")
     parser.add_argument("--events-endpoint-url", help="EventBridge endpoint URL")
+    parser.add_argument("--s3-endpoint-url", help="S3 endpoint URL (manifests a daemon's "
+                        "submissions queue names by s3:// URI)")
 
 
 def _max_matrix(parser: argparse.ArgumentParser) -> None:
@@ -285,6 +287,7 @@ def _aws_config(args: argparse.Namespace, region: str | None = None) -> AwsConfi
         profile=args.profile,
         sqs_endpoint_url=getattr(args, "sqs_endpoint_url", None),
         events_endpoint_url=getattr(args, "events_endpoint_url", None),
+        s3_endpoint_url=getattr(args, "s3_endpoint_url", None),
     )
 
 

@@ -119,6 +119,9 @@ class Engine:
                 endpoint_url=emulator.url,
                 logs_endpoint_url=emulator.url,
                 sts_endpoint_url=emulator.url,
+                sqs_endpoint_url=emulator.url,
+                events_endpoint_url=emulator.url,
+                s3_endpoint_url=config.s3_endpoint_url,
                 static_credentials=LOCAL_CREDENTIALS,
                 max_pool_connections=config.max_pool_connections,
             )

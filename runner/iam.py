@@ -60,7 +60,7 @@ SUBMISSION_ACTIONS = (
     "sqs:ReceiveMessage",
 )
 # a message that cannot become a run is moved by the daemon itself to the dead-letter queue
-DEAD_LETTER_ACTIONS = ("sqs:SendMessage",)
+DEAD_LETTER_ACTIONS = ("sqs:GetQueueUrl", "sqs:SendMessage")
 DEAD_LETTER_SUFFIX = "-dlq"  # the queue's name plus this, as `smrun events setup` names its own
 
 _S3_URI = re.compile(r"s3://([a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])(?:/|$)")

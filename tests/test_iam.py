@@ -535,12 +535,15 @@ def test_the_daemon_takes_submissions_from_its_queue_only() -> None:
         assert not is_allowed(daemon, f"sqs:{call}", other), call
         assert not is_allowed(daemon, f"sqs:{call}", DEAD_LETTER), call
     # a poison message goes to the dead-letter queue, by the daemon's own SendMessage
+    # (its URL found with GetQueueUrl, from the queue's redrive policy)
     assert is_allowed(daemon, "sqs:SendMessage", DEAD_LETTER)
+    assert is_allowed(daemon, "sqs:GetQueueUrl", DEAD_LETTER)
     assert not is_allowed(daemon, "sqs:SendMessage", SUBMISSIONS)
     assert not is_allowed(daemon, "sqs:SendMessage", other)
     assert not is_allowed(daemon, "sqs:PurgeQueue", SUBMISSIONS)
     assert not is_allowed(daemon, "sqs:DeleteQueue", SUBMISSIONS)
-    assert pod_statement_actions(daemon, "sqs") == {*SUBMISSION_CALLS, "SendMessage"}
+    assert pod_statement_actions(daemon, "sqs") == {*SUBMISSION_CALLS, "SendMessage",
+                                                    "GetQueueUrl"}
 
 
 def test_the_queue_may_be_given_as_the_daemon_takes_it() -> None:

@@ -37,6 +37,7 @@ from runner.types import Outcome
 MAX_BODY = 5 * 1024 * 1024  # a manifest of 10,000 matrix items is well under this
 KEEPALIVE = 15.0
 PAGE_MAX = 500
+MAX_EVENT_ID = 2**63 - 1  # the stores' event ids are 64-bit integers
 OPEN_PATHS = ("/healthz", "/readyz", "/", "/static/app.js", "/static/app.css", "/favicon.ico")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -128,6 +129,7 @@ class _Api:
                       "runs_held": len(self.daemon.held)})
 
     async def metrics(self, request: web.Request) -> web.Response:
+        self.counters.runs.set(len(self.daemon.held))
         body, content_type = self.counters.exposition()
         return web.Response(body=body, headers={"Content-Type": content_type})
 
@@ -143,13 +145,17 @@ class _Api:
         text, run_id, options, problem = await _submission(request)
         if problem is not None:
             return problem
+        submissions = self.counters.submissions
         try:
             run, created = await self.daemon.submit(text, run_id=run_id, source="api",
                                                     options=options)
         except ManifestError as invalid:
+            submissions.labels("api", "invalid").inc()
             return error(422, "the manifest is not valid", invalid.errors)
         except RunConflict:
+            submissions.labels("api", "conflict").inc()
             return error(409, f"run {run_id} exists with another manifest")
+        submissions.labels("api", "created" if created else "existing").inc()
         return _json(await self._run(run), 201 if created else 200)
 
     async def list_runs(self, request: web.Request) -> web.Response:
@@ -273,10 +279,10 @@ class _Api:
         """Events from the store, then those written later, until ``ended()``
         (or, with ``follow=0``, until caught up); the last event is ``end``,
         so a client tells the end from a dropped connection."""
-        try:
-            after = int(request.headers.get("Last-Event-ID") or request.query.get("after") or 0)
-        except ValueError:
-            return error(400, "Last-Event-ID must be an event id (an integer)")
+        given = request.headers.get("Last-Event-ID") or request.query.get("after") or "0"
+        if not (given.isascii() and given.isdigit()) or int(given) > MAX_EVENT_ID:
+            return error(400, "Last-Event-ID (or after) must be an event id (an integer >= 0)")
+        after = int(given)
         response = web.StreamResponse(headers={
             "Content-Type": "text/event-stream",
             "Cache-Control": "no-cache",
@@ -296,8 +302,8 @@ class _Api:
                     await response.write(b"".join(sse_block(e) for e in events))
                     after = events[-1].id
                     quiet = 0.0
-                    if len(events) == PAGE_MAX:
-                        continue
+                    if len(events) == PAGE_MAX or not follow:
+                        continue  # more to read, or (not following) the end to send
                 elif not follow or await ended():
                     # what was written before the end was recorded is in this read
                     rest = await self.store.events(run_id, after=after, job=job, types=types,
@@ -377,8 +383,8 @@ async def _submission(
 
 
 def _valid_run_id(run_id: str) -> bool:
-    return 0 < len(run_id) <= 40 and all(c.isalnum() or c == "-" for c in run_id) \
-        and run_id[0].isalnum()
+    return 0 < len(run_id) <= 40 and run_id.isascii() \
+        and all(c.isalnum() or c == "-" for c in run_id) and run_id[0].isalnum()
 
 
 __all__ = ["WAITING", "create_app"]

@@ -15,7 +15,25 @@ VERSION = "1"
 _NULL_STRING = {"type": ["string", "null"]}
 _NULL_NUMBER = {"type": ["number", "null"]}
 _OBJECT = {"type": "object"}
-_EVENT_STREAM = {"text/event-stream": {"schema": {"type": "string"}}}
+
+
+def _event_stream(types: list[str]) -> dict[str, Any]:
+    """A stream of server-sent events. Before OpenAPI 3.2 (``itemSchema``), a
+    sequential media type's ``schema`` describes each event: its id (none on
+    ``end``), its type and its record as JSON."""
+    return {"text/event-stream": {"schema": {
+        "type": "object", "required": ["event", "data"],
+        "properties": {
+            "id": {"type": "string", "pattern": "^[0-9]+$"},
+            "event": {"enum": [*types, "end"]},
+            "data": {"type": "string", "contentMediaType": "application/json",
+                     "contentSchema": {"type": "object"}},
+        },
+    }}}
+
+
+_RUN_EVENTS = _event_stream(["submitted", "status", "notice", "finished", "run", "log"])
+_LOG_EVENTS = _event_stream(["log"])
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -34,6 +52,11 @@ _LAST_EVENT_ID = {
     "name": "Last-Event-ID", "in": "header", "required": False,
     "description": "The id of the last event received: the stream resumes after it",
     "schema": {"type": "string", "pattern": "^[0-9]+$"},
+}
+_FOLLOW = {
+    "name": "follow", "in": "query", "required": False,
+    "description": "0: send what exists, then `end`; 1 (default): wait for more until the end",
+    "schema": {"enum": ["0", "1", "true", "false"]},
 }
 
 SCHEMAS: dict[str, Any] = {
@@ -141,6 +164,10 @@ def _paths() -> dict[str, Any]:
                                   "content": {"text/plain": {"schema": {"type": "string"}}}},
                           "401": _UNAUTHORIZED},
         }},
+        "/openapi.json": {"get": {
+            "summary": "This document",
+            "responses": {"200": _json(_OBJECT, "The OpenAPI document"), "401": _UNAUTHORIZED},
+        }},
         "/v1/runs": {
             "post": {
                 "summary": "Submit a run",
@@ -192,12 +219,12 @@ def _paths() -> dict[str, Any]:
             "summary": "The run's events as server-sent events",
             "description": "Types: submitted, status, notice, finished, run (and log with "
                            "logs=1). Each has an id; ends once the run has ended.",
-            "parameters": [_RUN_ID, _LAST_EVENT_ID,
+            "parameters": [_RUN_ID, _LAST_EVENT_ID, _FOLLOW,
                            {"name": "logs", "in": "query", "required": False,
                             "schema": {"enum": ["0", "1", "true", "false"]}},
                            {"name": "after", "in": "query", "required": False,
                             "schema": {"type": "integer", "minimum": 0}}],
-            "responses": {"200": {"description": "An event stream", "content": _EVENT_STREAM},
+            "responses": {"200": {"description": "An event stream", "content": _RUN_EVENTS},
                           "400": _ERROR, **run_found},
         }},
         "/v1/runs/{run_id}/jobs/{job}": {"get": {
@@ -212,10 +239,10 @@ def _paths() -> dict[str, Any]:
         }},
         "/v1/runs/{run_id}/jobs/{job}/logs": {"get": {
             "summary": "A job's log lines as server-sent events, ending with `end`",
-            "parameters": [_RUN_ID, _JOB, _LAST_EVENT_ID,
+            "parameters": [_RUN_ID, _JOB, _LAST_EVENT_ID, _FOLLOW,
                            {"name": "after", "in": "query", "required": False,
                             "schema": {"type": "integer", "minimum": 0}}],
-            "responses": {"200": {"description": "An event stream", "content": _EVENT_STREAM},
+            "responses": {"200": {"description": "An event stream", "content": _LOG_EVENTS},
                           "400": _ERROR, **run_found},
         }},
         "/v1/runs/{run_id}/jobs/{job}/trials": {"get": {

@@ -20,6 +20,7 @@ import socket
 from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import IO
 
@@ -31,6 +32,7 @@ from runner.aws import AwsConfig
 from runner.daemon.api import create_app
 from runner.daemon.metrics import Metrics
 from runner.daemon.service import Daemon, DaemonSettings, new_owner
+from runner.daemon.submissions import consume
 from runner.engine import Engine
 from runner.kind import Kind
 from runner.manifest import DEFAULT_MAX_MATRIX
@@ -172,6 +174,9 @@ async def _serve(config: DaemonConfig, stopping: anyio.Event,
         url = _url(site, config.host)
         async with anyio.create_task_group() as tg:
             await tg.start(daemon.serve)
+            if config.queue_url:
+                tg.start_soon(partial(consume, daemon, config.queue_url, call=aws.call,
+                                      log=config.log), name="daemon:submissions")
             task_status.started(url)
             await stopping.wait()
             tg.cancel_scope.cancel()  # the daemon detaches (or stops) its runs, then returns

@@ -22,6 +22,7 @@ const PHASE_COLOUR = {
   PreparingTrainingStack: '#a5b4fc', Downloading: '#5eb8b0', DownloadingTrainingImage: '#5eb8b0',
   Training: '#3b82f6', Uploading: '#a78bfa', InProgress: '#60a5fa', Creating: '#7dd3fc',
   Updating: '#7dd3fc', Restarting: '#fbbf24', Interrupted: '#fbbf24', Stopping: '#f59e0b',
+  Completed: '#8fd1a8', InService: '#8fd1a8', Failed: '#eba3a3', Stopped: '#b8bcc3',
 };
 
 const state = {
@@ -31,7 +32,7 @@ const state = {
   jobKey: null, logStream: null, logQueue: [], logStick: true, logDropped: 0,
   trialsTimer: null, trialsFor: null,
   armed: null, armedUntil: 0, stopAsked: new Set(),
-  maxSeen: 0, dirty: false, legendSig: '', headerSig: '', jobSig: '',
+  maxSeen: 0, dirty: false, legendSig: '', headerSig: '', jobSig: '', connecting: null, runMissing: false,
 };
 let token = null;
 let tokenWait = null;
@@ -90,8 +91,8 @@ function fmtNum(v) {
   return String(Number(v.toPrecision(5)));
 }
 function hue(text) {  // a stable colour per string (instance labels, unknown phases)
-  let h = 0;
-  for (const c of String(text)) h = (h * 31 + c.charCodeAt(0)) >>> 0;
+  let h = 2166136261;  // FNV-1a: "algo-1" and "algo-2" land far apart
+  for (const c of String(text)) h = Math.imul(h ^ c.charCodeAt(0), 16777619) >>> 0;
   return h % 360;
 }
 function chip(stateName, count) {
@@ -186,11 +187,13 @@ async function api(path, method = 'GET') {
     const resp = await fetch(path, { method, headers: authHeaders({ Accept: 'application/json' }), cache: 'no-store' });
     if (resp.status === 401) { await askToken(); continue; }
     if (!resp.ok) {
-      const text = (await resp.text().catch(() => '')).slice(0, 200);
+      let text = await resp.text().catch(() => '');
+      try { text = JSON.parse(text).error || text; } catch (e) { /* not the daemon's JSON error */ }
+      text = String(text).slice(0, 200);
       throw new HttpError(resp.status, `${method} ${path}: HTTP ${resp.status}${text ? ` — ${text}` : ''}`);
     }
     showError(null);
-    return resp.json();
+    return resp.status === 204 ? null : resp.json();
   }
 }
 
@@ -356,31 +359,39 @@ function route() {
   renderRuns();
 }
 
-async function openRun(runId) {
+function openRun(runId) {
   if (state.runStream) state.runStream.stop();
   selectJob(null);
   Object.assign(state, {
-    runId, run: null, jobs: new Map(), order: [], runNotices: [], jobNotices: new Map(),
+    runId, run: null, jobs: new Map(), order: [], runNotices: [], jobNotices: new Map(), runMissing: false,
     runStream: null, live: 'off', maxSeen: 0, legendSig: '', headerSig: '', stopAsked: new Set(),
   });
   $('#run-empty').hidden = !!runId;
   $('#run-view').hidden = !runId;
   $('#run-header').replaceChildren(el('span', { class: 'muted', text: 'Loading…' }));
   $('#tl-rows').replaceChildren();
-  if (!runId) return;
-  await loadRun();
-  if (state.runId !== runId || !state.run) return;
+  if (runId) connectRun();
+}
+
+// Fetches the run, then follows its events; retried by the runs refresh if the daemon was unreachable.
+async function connectRun() {
+  const runId = state.runId;
+  if (state.connecting === runId || state.runStream || state.runMissing) return;
+  state.connecting = runId;
+  try { await loadRun(); } finally { if (state.connecting === runId) state.connecting = null; }
+  if (state.runId !== runId || !state.run || state.runStream) return;
   // Subscribe only once the run is known: the stream replays the run's events
   // from the start, and addEntry() drops those the fetched run already holds.
+  let ended = false;  // the daemon's last event is `end`: it tells the end from a drop
   state.runStream = follow(`/v1/runs/${enc(runId)}/events`, {
-    onEvent: applyEvent,
+    onEvent: (ev) => { if (ev.type === 'end') ended = true; else applyEvent(ev); },
     onState: (s) => {
       state.live = s;
       invalidate();
       if (s === 'ended') loadRun();
       if (s === 'retry') loadRunSoon();  // the run may have ended while we were away
     },
-    isDone: (status) => status === 404 || (state.run && RUN_ENDED.has(state.run.status)),
+    isDone: (status) => ended || status === 404 || runOver(),
   });
 }
 
@@ -397,8 +408,9 @@ async function loadRun() {
     invalidate();
   } catch (e) {
     if (runId !== state.runId) return;
-    if (e.status === 404) $('#run-header').replaceChildren(el('span', { class: 'muted', text: `No run ${runId}.` }));
-    else showError(e);
+    if (e.status !== 404) return showError(e);
+    state.runMissing = true;
+    $('#run-header').replaceChildren(el('span', { class: 'muted', text: `No run ${runId}.` }));
   }
 }
 const loadRunSoon = debounce(loadRun, 500);
@@ -441,10 +453,16 @@ function applyEvent(ev) {
     job.name = d.name ?? job.name;
     job.attached = !!d.attached;
     if (job.submitted == null) job.submitted = d.time;
-    if (job.state === 'waiting') job.state = 'running';
     addEntry(job, { time: d.time, status: 'Created', secondary: null });
-    // A waiting job's log answered 404 and is retried with back-off: ask again now.
-    if (job.job === state.jobKey && !$('#log-pane').childElementCount) { state.logStream.stop(); startLogs(); }
+    if (job.state === 'waiting') {
+      job.state = 'running';
+      loadRunsSoon();
+      // its log may have been refused (404) and be retried with back-off: ask again now
+      if (job.job === state.jobKey && state.logStream && !state.logQueue.length && !$('#log-pane').childElementCount) {
+        state.logStream.stop();
+        startLogs();
+      }
+    }
   } else if (ev.type === 'status' && job) {
     if (job.state === 'waiting') job.state = 'running';
     addEntry(job, { time: d.time, status: d.status, secondary: d.secondary ?? null });
@@ -581,12 +599,12 @@ function segments(job, t0, t1) {
   if (waitEnd > t0) out.push({ phase: 'waiting', a: t0, b: waitEnd, label: 'waiting' });
   tl.forEach((e, i) => {
     const a = Math.max(e.time, t0), b = i + 1 < tl.length ? tl[i + 1].time : Math.max(end, e.time);
-    const last = i === tl.length - 1;
     const label = e.secondary ? `${e.status} · ${e.secondary}` : e.status;
-    if (last && job.ended != null) out.push({ phase: 'ended', a, b, label });
-    else if (b > a) out.push({ phase: i === 0 && e.status === 'Created' ? 'created' : 'progress', a, b, label, key: e.secondary || e.status });
+    // the final status (Completed, Failed...) usually comes with the end: zero length, not drawn
+    if (b > a) out.push({ phase: i === 0 && e.status === 'Created' ? 'created' : 'progress', a, b, label, key: e.secondary || e.status });
   });
-  if (!tl.length && job.ended != null) out.push({ phase: 'ended', a: job.ended, b: job.ended, label: STATE_LABEL[job.state] || job.state });
+  // the outcome: a cap that ends where the job ended
+  if (job.ended != null) out.push({ phase: 'ended', a: job.ended, b: job.ended, label: STATE_LABEL[job.state] || job.state });
   return out;
 }
 
@@ -603,7 +621,8 @@ function renderTimeline() {
   const steps = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400];
   const step = steps.find((s) => span / s <= 8) || 86400 * Math.ceil(span / 86400 / 8);
   const ticks = [];
-  for (let s = 0; s <= span; s += step) if (s === 0 || span - s > span * 0.07) ticks.push(s);  // room for "now"
+  const room = live ? 0.07 : 0.11;  // keep clear of the end label ("now" or a clock time)
+  for (let s = 0; s <= span; s += step) if (s === 0 || span - s > span * room) ticks.push(s);
   const tickText = (s) => (s < 60 ? `${s}s` : s < 3600 ? `${Math.floor(s / 60)}m${s % 60 ? pad(s % 60) + 's' : ''}`
     : `${Math.floor(s / 3600)}h${s % 3600 ? pad(Math.floor((s % 3600) / 60)) + 'm' : ''}`);
   $('#tl-axis').replaceChildren(
@@ -666,11 +685,17 @@ function updateRow(row, job, segs, pct, seenPhases) {
     }
     if (n.className !== cls) n.className = cls;
     n.style.background = colour;
-    // an end too short to see becomes a 6px cap that ends where the job ended
-    n.style.left = s.phase === 'ended' ? `max(0px, min(${pct(s.a)}, calc(${pct(s.b)} - 6px)))` : pct(s.a);
-    n.style.width = `max(${s.phase === 'ended' ? 6 : 2}px, calc(${pct(s.b)} - ${pct(s.a)}))`;
-    const until = s.phase !== 'ended' && job.ended == null && i === segs.length - 1 && !runOver() ? 'now' : clock(s.b);
-    const title = `${job.job} — ${s.label}\n${clock(s.a)} → ${until} (${dur(s.b - s.a)})`;
+    if (s.phase === 'ended') {
+      n.style.left = `max(0px, calc(${pct(s.b)} - 6px))`;
+      n.style.width = '6px';
+    } else {
+      n.style.left = pct(s.a);
+      n.style.width = `max(2px, calc(${pct(s.b)} - ${pct(s.a)}))`;
+    }
+    const until = job.ended == null && i === segs.length - 1 && !runOver() ? 'now' : clock(s.b);
+    const title = s.phase === 'ended'
+      ? `${job.job} — ${s.label}, ended ${clock(s.b)}${job.submitted != null ? ` after ${dur(s.b - job.submitted)}` : ''}`
+      : `${job.job} — ${s.label}\n${clock(s.a)} → ${until} (${dur(s.b - s.a)})`;
     if (n.title !== title) n.title = title;
   });
 }
@@ -711,8 +736,9 @@ function kvTable(title, obj) {
   const value = (k, v) => {
     if (v == null) return '–';
     if (typeof v === 'string' && /^https?:\/\//.test(v)) return el('a', { href: v, target: '_blank', rel: 'noopener noreferrer', text: v });
-    if (typeof v === 'number' && /_seconds$/.test(k)) return `${fmtNum(v)} (${dur(v)})`;
-    return typeof v === 'object' ? JSON.stringify(v) : typeof v === 'number' ? fmtNum(v) : String(v);
+    if (typeof v === 'number' && /_seconds$/.test(k) && v >= 60) return `${fmtNum(v)} (${dur(v)})`;
+    if (typeof v === 'object') return el('pre', { class: 'json', text: JSON.stringify(v, null, 2) });
+    return typeof v === 'number' ? fmtNum(v) : String(v);
   };
   return el('div', { class: 'kv' }, el('h4', { text: title }),
     entries.length
@@ -918,7 +944,7 @@ function start() {
   document.addEventListener('visibilitychange', () => { if (!document.hidden) loadRuns(); });
   route();
   loadRuns();
-  setInterval(loadRuns, RUNS_EVERY);
+  setInterval(() => { loadRuns(); if (state.runId && !state.run) connectRun(); }, RUNS_EVERY);
   // Bars of running jobs grow with time.
   setInterval(() => {
     if (state.run && !runOver() && !document.hidden) { renderTimeline(); renderHeader(); renderJobInfo(); }
