@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from runner.console import redact
-from runner.events import Event, Finished, StatusChanged, Submitted
+from runner.events import Event, to_record
+from runner.recorder import job_update
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -103,21 +104,14 @@ class Journal:
 
     def record(self, run_id: str, event: Event) -> None:
         """Keep what a restart needs from one event of run ``run_id``."""
-        if isinstance(event, Submitted):
-            self._upsert(run_id, event.job, kind=event.kind, name=event.name)
-        elif isinstance(event, StatusChanged):
-            self._upsert(run_id, event.job, status=event.status)
-        elif isinstance(event, Finished):
-            result = event.result
-            self._upsert(
-                run_id,
-                event.job,
-                kind=result.kind,
-                name=result.name,
-                status=result.status,
-                outcome=result.outcome.value,
-                result=json.dumps(redact(result.to_dict()), default=str),
-            )
+        update = job_update(run_id, redact(to_record(event)))
+        if update is None:
+            return
+        values = {"kind": update.kind, "name": update.name, "status": update.status,
+                  "outcome": update.outcome,
+                  "result": None if update.result is None else json.dumps(update.result,
+                                                                          default=str)}
+        self._upsert(run_id, event.job, **{k: v for k, v in values.items() if v is not None})
 
     # --- reading ------------------------------------------------------------
 
