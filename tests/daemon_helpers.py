@@ -7,6 +7,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -119,7 +120,9 @@ class DaemonProcess:
     SIGKILL and start again on the same state)."""
 
     def __init__(self, emulator: Emulator, state: str | os.PathLike[str], *,
-                 extra: tuple[str, ...] = (), env: dict[str, str] | None = None) -> None:
+                 extra: tuple[str, ...] = (), env: dict[str, str] | None = None,
+                 listen: str = "127.0.0.1:0") -> None:
+        self.listen = listen
         self.emulator = emulator
         self.state = str(state)
         self.extra = extra
@@ -134,7 +137,7 @@ class DaemonProcess:
                **self.env}
         env.pop("SMRUN_TOKEN", None)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "runner.cli", "daemon", "--listen", "127.0.0.1:0",
+            [sys.executable, "-m", "runner.cli", "daemon", "--listen", self.listen,
              flag, self.state, "--region", "us-east-1", "--timing", "fast",
              "--endpoint-url", self.emulator.url, "--logs-endpoint-url", self.emulator.url,
              "--sts-endpoint-url", self.emulator.url, *self.extra],
@@ -177,3 +180,10 @@ class DaemonProcess:
         assert self.process is not None
         process = self.process
         return await anyio.to_thread.run_sync(lambda: process.wait(timeout=timeout))
+
+
+def free_port() -> int:
+    """A port free now on loopback (for a daemon that must come back at the same URL)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

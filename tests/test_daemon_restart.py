@@ -4,7 +4,11 @@ PostgreSQL database under leases."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -13,7 +17,15 @@ import aiohttp
 import anyio
 
 from runner.emulator import Emulator
-from tests.daemon_helpers import DaemonHandle, DaemonProcess, daemon_on, get, read_sse, submit
+from tests.daemon_helpers import (
+    DaemonHandle,
+    DaemonProcess,
+    daemon_on,
+    free_port,
+    get,
+    read_sse,
+    submit,
+)
 
 LINE = re.compile(r"\[(?P<instance>[\w-]+)\] line (?P<n>\d+)/(?P<total>\d+):")
 
@@ -242,3 +254,41 @@ async def test_two_daemons_on_one_postgresql_share_ten_runs_and_finish_a_killed_
     # a killed daemon's runs were taken up again by the other one
     assert any(r[2]["owner"] == "daemon-b" for r in taken_over)
     assert len(taken_over) > 10
+
+
+async def test_smrun_logs_follow_resumes_across_a_daemon_restart_without_a_gap(
+    emulator: Emulator, tmp_path: Path,
+) -> None:
+    port = free_port()
+    text = manifest(training_job("long", duration=6, lines=24, instances=2))
+    first = DaemonProcess(emulator, tmp_path / "state", listen=f"127.0.0.1:{port}")
+    url = await first.start()
+    async with aiohttp.ClientSession() as session:
+        _, run = await submit(session, DaemonHandle(url), text)
+        await wait_for_line(session, url, run["run_id"], "long")
+    env = {**os.environ, "SMRUN_DAEMON_URL": url}
+    env.pop("SMRUN_TOKEN", None)
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "runner.cli", "logs", run["run_id"], "long", "--follow",
+         "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        cwd=Path(__file__).resolve().parent.parent)
+    assert follower.stdout is not None
+    stream = follower.stdout
+    printed: list[str] = []
+    with anyio.fail_after(60):  # it is following: a line came through
+        printed.append(await anyio.to_thread.run_sync(stream.readline))
+    await first.kill()  # the connection drops under the client, which keeps trying
+    second = DaemonProcess(emulator, tmp_path / "state", listen=f"127.0.0.1:{port}")
+    await second.start()
+    try:
+        with anyio.fail_after(90):  # the rest, from the same buffered stream
+            rest = await anyio.to_thread.run_sync(stream.read)
+        assert follower.stderr is not None
+        errors = follower.stderr.read()
+        follower.wait(timeout=30)
+    finally:
+        await second.terminate()
+    assert follower.returncode == 0, errors
+    assert "Traceback" not in errors
+    records = [json.loads(line) for line in [*printed, *rest.splitlines()] if line.strip()]
+    assert_every_line_once(records, lines=24, instances=2)
