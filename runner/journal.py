@@ -19,27 +19,7 @@ from typing import Any
 from runner.console import redact
 from runner.events import Event, to_record
 from runner.recorder import job_update
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS jobs (
-    run_id TEXT NOT NULL,
-    job TEXT NOT NULL,
-    kind TEXT,
-    name TEXT,
-    status TEXT,
-    outcome TEXT,
-    result TEXT,
-    updated REAL NOT NULL,
-    PRIMARY KEY (run_id, job)
-);
-CREATE TABLE IF NOT EXISTS positions (
-    run_id TEXT NOT NULL,
-    job TEXT NOT NULL,
-    stream TEXT NOT NULL,
-    token TEXT NOT NULL,
-    PRIMARY KEY (run_id, job, stream)
-);
-"""
+from runner.store.sqlite import JOURNAL_SCHEMA
 
 
 def default_state_dir() -> Path:
@@ -63,7 +43,7 @@ class Journal:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.executescript(SCHEMA)
+        self._db.executescript(JOURNAL_SCHEMA)
         os.chmod(self.path, 0o600)
 
     @classmethod

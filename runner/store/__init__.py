@@ -25,6 +25,7 @@ Both stores pass the same suite of tests (``tests/test_store.py``).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -182,3 +183,22 @@ class Store(Protocol):
 
     async def last_event_id(self, run_id: str) -> int:
         """The highest event id of the run, 0 when it has none."""
+
+
+def run_from_row(row: Mapping[str, Any]) -> RunRecord:
+    """A run from a row of the ``runs`` table (either store: the same columns)."""
+    return RunRecord(
+        run_id=row["run_id"],
+        manifest=row["manifest"],
+        digest=row["digest"],
+        source=row["source"],
+        status=RunStatus(row["status"]),
+        options=json.loads(row["options"]),
+        created=row["created"],
+        updated=row["updated"],
+        ended=row["ended"],
+        owner=row["owner"],
+        lease_until=row["lease_until"],
+        stop_requested=bool(row["stop_requested"]),
+        summary=json.loads(row["summary"]),
+    )

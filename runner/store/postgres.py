@@ -34,6 +34,7 @@ from runner.store import (
     RunRecord,
     RunStatus,
     StoredEvent,
+    run_from_row,
 )
 
 # the database's clock, in seconds since the epoch (read anew at each call)
@@ -104,24 +105,6 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, default=str)
 
 
-def _run(row: Any) -> RunRecord:
-    return RunRecord(
-        run_id=row["run_id"],
-        manifest=row["manifest"],
-        digest=row["digest"],
-        source=row["source"],
-        status=RunStatus(row["status"]),
-        options=json.loads(row["options"]),
-        created=row["created"],
-        updated=row["updated"],
-        ended=row["ended"],
-        owner=row["owner"],
-        lease_until=row["lease_until"],
-        stop_requested=bool(row["stop_requested"]),
-        summary=json.loads(row["summary"]),
-    )
-
-
 def _lease_lost(owner: str, run_id: str) -> LeaseLost:
     return LeaseLost(f"{owner!r} does not hold the lease on run {run_id!r}")
 
@@ -185,11 +168,11 @@ class PostgresStore:
                 run.owner, run.lease_until, run.stop_requested, _dumps(run.summary),
             )
             if row is not None:
-                return _run(row), True
+                return run_from_row(row), True
             row = await conn.fetchrow(
                 f"SELECT {RUN_COLUMNS} FROM runs WHERE run_id = $1", run.run_id
             )
-        stored = _run(row)
+        stored = run_from_row(row)
         if stored.digest != run.digest:
             raise RunConflict(
                 f"run {run.run_id!r} already exists with another manifest "
@@ -199,7 +182,7 @@ class PostgresStore:
 
     async def get_run(self, run_id: str) -> RunRecord | None:
         row = await self.pool.fetchrow(f"SELECT {RUN_COLUMNS} FROM runs WHERE run_id = $1", run_id)
-        return None if row is None else _run(row)
+        return None if row is None else run_from_row(row)
 
     async def list_runs(
         self, *, status: Sequence[RunStatus] = (), limit: int = 50, before: str | None = None
@@ -220,7 +203,7 @@ class PostgresStore:
             sql += " WHERE " + " AND ".join(where)
         params.append(max(limit, 0))
         sql += f" ORDER BY created DESC, run_id DESC LIMIT ${len(params)}"
-        return [_run(row) for row in await self.pool.fetch(sql, *params)]
+        return [run_from_row(row) for row in await self.pool.fetch(sql, *params)]
 
     async def update_run(
         self, run_id: str, *, owner: str | None = None, status: RunStatus | None = None,
@@ -273,7 +256,8 @@ class PostgresStore:
             """,
             owner, float(ttl), limit,
         )
-        return sorted((_run(row) for row in rows), key=lambda run: (run.created, run.run_id))
+        runs = (run_from_row(row) for row in rows)
+        return sorted(runs, key=lambda run: (run.created, run.run_id))
 
     async def renew(self, owner: str, run_ids: Sequence[str], *, ttl: float) -> set[str]:
         if not run_ids:

@@ -32,11 +32,12 @@ from runner.store import (
     RunRecord,
     RunStatus,
     StoredEvent,
+    run_from_row,
 )
 
 T = TypeVar("T")
 
-# runner/journal.py's tables, verbatim: a Journal reads (and writes) this same file.
+# the tables runner/journal.py uses too: a Journal reads (and writes) this same file
 JOURNAL_SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     run_id TEXT NOT NULL,
@@ -95,24 +96,6 @@ _UNFINISHED_SQL = ", ".join(f"'{value}'" for value in _UNFINISHED)
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, default=str)
-
-
-def _run(row: sqlite3.Row) -> RunRecord:
-    return RunRecord(
-        run_id=row["run_id"],
-        manifest=row["manifest"],
-        digest=row["digest"],
-        source=row["source"],
-        status=RunStatus(row["status"]),
-        options=json.loads(row["options"]),
-        created=row["created"],
-        updated=row["updated"],
-        ended=row["ended"],
-        owner=row["owner"],
-        lease_until=row["lease_until"],
-        stop_requested=bool(row["stop_requested"]),
-        summary=json.loads(row["summary"]),
-    )
 
 
 def _placeholders(values: Sequence[object]) -> str:
@@ -213,7 +196,7 @@ class SqliteStore:
             row = db.execute(
                 f"SELECT {RUN_COLUMNS} FROM runs WHERE run_id = ?", (run.run_id,)
             ).fetchone()
-            stored = _run(row)
+            stored = run_from_row(row)
             if not inserted and stored.digest != run.digest:
                 raise RunConflict(
                     f"run {run.run_id!r} already exists with another manifest "
@@ -227,7 +210,7 @@ class SqliteStore:
         def get(db: sqlite3.Connection) -> RunRecord | None:
             row = db.execute(f"SELECT {RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,))
             found = row.fetchone()
-            return None if found is None else _run(found)
+            return None if found is None else run_from_row(found)
 
         return await self._call(get)
 
@@ -250,7 +233,7 @@ class SqliteStore:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY created DESC, run_id DESC LIMIT ?"
         params.append(max(limit, 0))
-        return await self._call(lambda db: [_run(row) for row in db.execute(sql, params)])
+        return await self._call(lambda db: [run_from_row(row) for row in db.execute(sql, params)])
 
     async def update_run(
         self, run_id: str, *, owner: str | None = None, status: RunStatus | None = None,
@@ -294,7 +277,7 @@ class SqliteStore:
         def claim(db: sqlite3.Connection) -> list[RunRecord]:
             now = time.time()
             runs = [
-                _run(row)
+                run_from_row(row)
                 for row in db.execute(
                     f"SELECT {RUN_COLUMNS} FROM runs WHERE status IN ({_UNFINISHED_SQL}) "
                     "AND (owner IS NULL OR lease_until IS NULL OR lease_until <= ?) "
