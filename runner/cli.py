@@ -717,7 +717,8 @@ async def client_command(args: argparse.Namespace) -> int:
                401: "set SMRUN_TOKEN to the daemon's token"}.get(error.status)
         print(f"smrun {args.command}: {error}" + (f"\n  fix: {fix}" if fix else ""),
               file=sys.stderr)
-        return EXIT_BAD_INPUT if error.status in (0, 401, 404, 409, 422, 400) else EXIT_FAILED
+        return EXIT_BAD_INPUT if error.status in (0, 400, 401, 404, 409, 413, 422) \
+            else EXIT_FAILED
     except OSError as error:
         print(f"smrun {args.command}: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -72,8 +72,7 @@ class StoreRecorder:
         self._lines: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
         self._batch = Batch()
         self._wake = anyio.Event()
-        self._idle = anyio.Event()
-        self._idle.set()
+        self._flushing = anyio.Lock()
         self._on_written = on_written
         self._on_lost = on_lost
         self._on_error = on_error
@@ -123,32 +122,32 @@ class StoreRecorder:
             await self.flush()
 
     async def flush(self) -> None:
-        """Write everything queued so far (lines waiting for a position stay queued)."""
-        delay = 0.1
-        while self._batch and not self.lost:
-            batch, self._batch = self._batch, Batch()
-            self._idle = anyio.Event()
-            try:
-                ids = await self.store.write(self.run_id, batch, owner=self.owner)
-            except LeaseLost:
-                self.lost = True
-                if self._on_lost is not None:
-                    self._on_lost()
-                return
-            except Exception as error:  # the database is away: keep it all, try again
-                self._batch = _joined(batch, self._batch)
-                if self._on_error is not None:
-                    self._on_error(error)
-                await anyio.sleep(delay)
-                delay = min(delay * 2, RETRY_MAX)
-                continue
-            finally:
-                self._idle.set()
-            self.written += len(ids)
-            if ids:
-                self.last_id = ids[-1]
-                if self._on_written is not None:
-                    self._on_written(ids[-1])
+        """Write everything queued so far (lines waiting for a position stay
+        queued). One flush at a time: a flush returns once what was queued
+        when it was called is written, even if another flush had taken it."""
+        async with self._flushing:
+            delay = 0.1
+            while self._batch and not self.lost:
+                batch, self._batch = self._batch, Batch()
+                try:
+                    ids = await self.store.write(self.run_id, batch, owner=self.owner)
+                except LeaseLost:
+                    self.lost = True
+                    if self._on_lost is not None:
+                        self._on_lost()
+                    return
+                except Exception as error:  # the database is away: keep it all, try again
+                    self._batch = _joined(batch, self._batch)
+                    if self._on_error is not None:
+                        self._on_error(error)
+                    await anyio.sleep(delay)
+                    delay = min(delay * 2, RETRY_MAX)
+                    continue
+                self.written += len(ids)
+                if ids:
+                    self.last_id = ids[-1]
+                    if self._on_written is not None:
+                        self._on_written(ids[-1])
 
     async def close(self) -> None:
         """Write what is left; shielded, so it runs on cancellation too. Lines
@@ -156,7 +155,6 @@ class StoreRecorder:
         (its ``finished`` would have taken them), so whoever drives it next
         reads them again from the position written."""
         with anyio.CancelScope(shield=True):
-            await self._idle.wait()
             self._lines.clear()
             await self.flush()
 

@@ -79,6 +79,8 @@ class Run:
         # what cancel() cancels: each run_manifest in progress, each submitted job
         self._manifest_scopes: list[anyio.CancelScope] = []
         self._job_scopes: list[anyio.CancelScope] = []
+        self._stopped: set[str] = set()  # jobs asked to stop (stop_job)
+        self._waiting: dict[str, anyio.CancelScope] = {}  # manifest jobs not created yet
         self.cancelled = False
 
     async def __aenter__(self) -> Run:
@@ -112,6 +114,16 @@ class Run:
         self.on_cancel = policy
         for scope in [*self._manifest_scopes, *self._job_scopes]:
             scope.cancel()
+
+    async def stop_job(self, key: str) -> None:
+        """Stop one job: a running one is stopped in SageMaker (it ends
+        STOPPED_BY_US); one not created yet never starts (NOT_STARTED)."""
+        self._stopped.add(key)
+        job = self.jobs.get(key)
+        if job is not None:
+            await job.stop()
+        elif key in self._waiting:
+            self._waiting[key].cancel()
 
     def job(
         self,
@@ -228,6 +240,9 @@ class Run:
             if key in finished and result.outcome not in (Outcome.DETACHED, Outcome.UNKNOWN):
                 results[key] = result
 
+        self._waiting = scopes
+        stopped = self._stopped
+
         def halt(matrix: str, item: str) -> None:
             halted[matrix] = item
             for other in manifest.matrices[matrix].items:
@@ -250,11 +265,16 @@ class Run:
                         key, spec.kind, f"not started because {', '.join(failed)} failed"
                     )
                     return
-                with scope:
+                if key in stopped:  # asked while it waited for what it needs
+                    results[key] = self._not_started(key, spec.kind, "stopped before it started")
+                    return
+                with scope:  # stop_job cancels it while the job waits for a slot
                     async with slots.hold(position[key], limit_names(spec.kind, spec.matrix)):
                         if spec.matrix is None or spec.matrix not in halted:
                             await self._drive_spec(manifest, key)
-                if key not in results:  # stopped by fail_fast before it started
+                if key in stopped and key not in results:
+                    results[key] = self._not_started(key, spec.kind, "stopped before it started")
+                elif key not in results:  # stopped by fail_fast before it started
                     results[key] = self._not_started(
                         key, spec.kind,
                         f"not started: {halted.get(spec.matrix or '', 'an item')} failed "

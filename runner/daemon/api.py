@@ -302,9 +302,8 @@ class _Api:
                     await response.write(b"".join(sse_block(e) for e in events))
                     after = events[-1].id
                     quiet = 0.0
-                    if len(events) == PAGE_MAX or not follow:
-                        continue  # more to read, or (not following) the end to send
-                elif not follow or await ended():
+                    continue  # look again at once: wait only when caught up
+                if not follow or await ended():
                     # what was written before the end was recorded is in this read
                     rest = await self.store.events(run_id, after=after, job=job, types=types,
                                                    limit=PAGE_MAX)
@@ -360,6 +359,8 @@ async def _submission(
         body = await request.text()
     except UnicodeDecodeError:
         return "", None, {}, error(400, "the body is not UTF-8 text")
+    except LookupError:  # Content-Type names a charset Python does not know
+        return "", None, {}, error(400, f"the body's charset {request.charset!r} is unknown")
     run_id = request.query.get("run_id") or None
     options: dict[str, Any] = {}
     if request.content_type == "application/json":

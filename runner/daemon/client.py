@@ -126,8 +126,7 @@ class Client:
         session = self._require()
         try:
             async with session.request(method, self.url + path, **options) as response:
-                text = await response.text()
-                data = json.loads(text) if text else {}
+                data = _decode(response.status, await response.text())
                 if response.status >= 400:
                     raise _error(response.status, data)
                 return response.status, data
@@ -163,8 +162,8 @@ class Client:
                 async with session.get(self.url + path, params=dict(query),
                                        headers=headers) as response:
                     if response.status >= 400:
-                        text = await response.text()
-                        raise _error(response.status, json.loads(text) if text else {})
+                        raise _error(response.status, _decode(response.status,
+                                                              await response.text()))
                     failing_since, delay = None, RETRY_FIRST
                     parser = SseParser()
                     async for chunk in response.content.iter_any():
@@ -188,6 +187,20 @@ class Client:
         if self._session is None:
             raise RuntimeError("use the Client inside 'async with'")
         return self._session
+
+
+def _decode(status: int, text: str) -> Any:
+    """An answer's JSON. An error that is not JSON (aiohttp's own 404 or 413, a
+    proxy's page) becomes ``{"error": ...}`` with its first line."""
+    if not text:
+        return {}
+    try:
+        return json.loads(text)
+    except ValueError:
+        first = text.strip().splitlines()[0][:200] if text.strip() else ""
+        if status < 400:
+            raise ClientError(status, f"the daemon's answer is not JSON: {first}") from None
+        return {"error": f"HTTP {status}: {first}"}
 
 
 def _error(status: int, data: Any) -> ClientError:

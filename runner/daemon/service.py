@@ -381,8 +381,8 @@ class Daemon:
     @staticmethod
     def _stop_job(run: Run, job: str) -> None:
         handle = run.jobs.get(job)
-        if handle is not None and not handle.done:
-            run.engine.task_group.start_soon(handle.stop)
+        if handle is None or not handle.done:
+            run.engine.task_group.start_soon(run.stop_job, job)
 
     def _lose(self, run_id: str) -> None:
         held = self.held.get(run_id)
