@@ -202,3 +202,13 @@ def run_from_row(row: Mapping[str, Any]) -> RunRecord:
         stop_requested=bool(row["stop_requested"]),
         summary=json.loads(row["summary"]),
     )
+
+
+def job_from_row(run_id: str, row: Mapping[str, Any]) -> JobRecord:
+    """A job from a row of the ``jobs`` table."""
+    result = row["result"]
+    return JobRecord(
+        run_id=run_id, job=row["job"], kind=row["kind"], name=row["name"],
+        status=row["status"], outcome=row["outcome"],
+        result=None if result is None else json.loads(result), updated=row["updated"],
+    )

@@ -34,6 +34,7 @@ from runner.store import (
     RunRecord,
     RunStatus,
     StoredEvent,
+    job_from_row,
     run_from_row,
 )
 
@@ -348,19 +349,7 @@ class PostgresStore:
             'WHERE run_id = $1 ORDER BY job COLLATE "C"',
             run_id,
         )
-        return [
-            JobRecord(
-                run_id=run_id,
-                job=row["job"],
-                kind=row["kind"],
-                name=row["name"],
-                status=row["status"],
-                outcome=row["outcome"],
-                result=None if row["result"] is None else json.loads(row["result"]),
-                updated=row["updated"],
-            )
-            for row in rows
-        ]
+        return [job_from_row(run_id, row) for row in rows]
 
     async def positions(self, run_id: str) -> dict[str, dict[str, str]]:
         rows = await self.pool.fetch(

@@ -32,6 +32,7 @@ from runner.store import (
     RunRecord,
     RunStatus,
     StoredEvent,
+    job_from_row,
     run_from_row,
 )
 
@@ -382,19 +383,7 @@ class SqliteStore:
                 "WHERE run_id = ? ORDER BY job",
                 (run_id,),
             )
-            return [
-                JobRecord(
-                    run_id=run_id,
-                    job=row["job"],
-                    kind=row["kind"],
-                    name=row["name"],
-                    status=row["status"],
-                    outcome=row["outcome"],
-                    result=None if row["result"] is None else json.loads(row["result"]),
-                    updated=row["updated"],
-                )
-                for row in rows
-            ]
+            return [job_from_row(run_id, row) for row in rows]
 
         return await self._call(jobs)
 
