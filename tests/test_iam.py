@@ -623,3 +623,18 @@ def test_the_daemon_policy_grants_every_call_the_runner_makes() -> None:
             await call("s3", "PutObject", Bucket="b", Key="k")
     """)
     assert ungranted(daemon, engine_calls(more)) == {"s3:PutObject"}
+
+
+def test_smrun_iam_policy_daemon_prints_the_daemons_policies(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    queue = "https://sqs.us-east-1.amazonaws.com/123456789012/smrun-submissions"
+    assert cli.main(["iam-policy", "--daemon", "--queue", queue,
+                     "--manifest-bucket", "s3://manifests/runs"]) == cli.EXIT_OK
+    printed = json.loads(capsys.readouterr().out)
+    daemon = printed["daemon"]["policy"]
+    submissions = "arn:aws:sqs:us-east-1:123456789012:smrun-submissions"
+    assert is_allowed(daemon, "sqs:ReceiveMessage", submissions)
+    assert is_allowed(daemon, "s3:GetObject", "arn:aws:s3:::manifests/runs/nightly.yaml")
+    assert not is_allowed(daemon, "s3:GetObject", "arn:aws:s3:::manifests/other.yaml")
+    assert set(printed) == {"setup", "daemon", "execution"}
