@@ -37,7 +37,7 @@ import aiohttp
 import anyio
 
 from bench.fanout import IMAGE, ROLE, ROOT, child, percentiles
-from runner.daemon.client import SseParser
+from smrun.daemon.client import SseParser
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -84,7 +84,7 @@ def manifest(run: int, args: argparse.Namespace) -> str:
 def daemon_process(emulator: str, state: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     env = {**os.environ, "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "runner.cli", "daemon", "--listen", "127.0.0.1:0",
+        [sys.executable, "-m", "smrun.cli", "daemon", "--listen", "127.0.0.1:0",
          "--state-dir", state, "--region", "us-east-1", "--timing", "default",
          "--endpoint-url", emulator, "--logs-endpoint-url", emulator,
          "--sts-endpoint-url", emulator],
@@ -258,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     with ExitStack() as stack:
         emulator, _ = stack.enter_context(child(
-            [sys.executable, "-m", "runner.cli", "emulator", "--port", "0"], "the emulator"))
+            [sys.executable, "-m", "smrun.cli", "emulator", "--port", "0"], "the emulator"))
         state = stack.enter_context(tempfile.TemporaryDirectory(prefix="smrun-bench-"))
         url, proc = stack.enter_context(daemon_process(emulator, state))
         report = anyio.run(drive, args, url, proc.pid)

@@ -43,11 +43,11 @@ from typing import Any
 
 import anyio
 
-from handlers import KINDS
-from runner import AwsConfig, Event, Finished, LogLine, Outcome, Settings, StatusChanged
-from runner.budget import Budgets, Priority, family_of
-from runner.engine import Runner
-from runner.manifest import DEFAULT_MAX_MATRIX, Manifest, load_manifest
+from smrun import AwsConfig, Event, Finished, LogLine, Outcome, Settings, StatusChanged
+from smrun.budget import Budgets, Priority, family_of
+from smrun.engine import Runner
+from smrun.handlers import KINDS
+from smrun.manifest import DEFAULT_MAX_MATRIX, Manifest, load_manifest
 
 ROOT = Path(__file__).resolve().parent.parent
 ROLE = "arn:aws:iam::123456789012:role/SageMakerExecution"
@@ -379,8 +379,8 @@ def _is_other(operation: str) -> bool:
 
 async def events_queue(config: AwsConfig) -> str:
     """The rule and queue in the emulator's EventBridge and SQS (``smrun events setup``)."""
-    from runner.aws import Aws
-    from runner.watch.setup import setup_events
+    from smrun.aws import Aws
+    from smrun.watch.setup import setup_events
 
     async with Aws(config) as aws:
         made = await setup_events(aws, kinds=KINDS)
@@ -424,7 +424,7 @@ def main(argv: list[str] | None = None) -> int:
     with ExitStack() as stack:
         quotas = [arg for quota in args.quota for arg in ("--quota", quota)]
         url, _ = stack.enter_context(child(
-            [sys.executable, "-m", "runner.cli", "emulator", "--port", "0", *quotas],
+            [sys.executable, "-m", "smrun.cli", "emulator", "--port", "0", *quotas],
             "the emulator"))
         report = anyio.run(drive, args, url)
     print(render(report), file=sys.stderr)

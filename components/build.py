@@ -21,8 +21,8 @@ from kfp import compiler, dsl
 from kfp.dsl import placeholders, structures
 from kfp.dsl.container_component_class import ContainerComponent
 
-from handlers import COMPONENTS
-from runner.v1 import COMMON_INPUTS, Component, Input, InputType
+from smrun.handlers import COMPONENTS
+from smrun.v1 import COMMON_INPUTS, Component, Input, InputType
 
 DEFAULT_IMAGE = "smrun:latest"
 HERE = Path(__file__).resolve().parent

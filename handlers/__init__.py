@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TypeVar
 
-from handlers import (
+from smrun.handlers import (
     endpoint,
     labeling,
     model,
@@ -22,8 +22,8 @@ from handlers import (
     tuning,
     workteam,
 )
-from runner.kind import Kind
-from runner.v1 import Component
+from smrun.kind import Kind
+from smrun.v1 import Component
 
 _MODULES = (endpoint, labeling, model, processing, training, transform, tuning, workteam)
 

@@ -38,12 +38,12 @@ from typing import Any
 
 import anyio
 
-from handlers.model import differences, settled
-from runner.errors import describe, is_denied, is_in_progress, is_not_found
-from runner.kind import JobContext, Kind
-from runner.settings import OnCancel
-from runner.types import Description, JobError, LogSource, Phase, Request
-from runner.v1 import (
+from smrun.errors import describe, is_denied, is_in_progress, is_not_found
+from smrun.handlers.model import differences, settled
+from smrun.kind import JobContext, Kind
+from smrun.settings import OnCancel
+from smrun.types import Description, JobError, LogSource, Phase, Request
+from smrun.v1 import (
     REQUIRED,
     Args,
     ArgumentError,

@@ -15,9 +15,9 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from runner.kind import Kind
-from runner.types import Description, Request
-from runner.v1 import (
+from smrun.kind import Kind
+from smrun.types import Description, Request
+from smrun.v1 import (
     Args,
     ArgumentError,
     Component,

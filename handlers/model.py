@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from runner.kind import Kind
-from runner.types import Description, JobError, Phase, Request
-from runner.v1 import (
+from smrun.kind import Kind
+from smrun.types import Description, JobError, Phase, Request
+from smrun.v1 import (
     VPC_INPUTS,
     Args,
     ArgumentError,

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from runner.kind import JobContext, Kind, time_span
-from runner.types import Description, Request
-from runner.v1 import (
+from smrun.kind import JobContext, Kind, time_span
+from smrun.types import Description, Request
+from smrun.v1 import (
     VPC_INPUTS,
     Args,
     ArgumentError,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from handlers._algorithms import UnknownRegion, image_for
-from runner.kind import Kind
-from runner.types import Description, Request
-from runner.v1 import (
+from smrun.handlers._algorithms import UnknownRegion, image_for
+from smrun.kind import Kind
+from smrun.types import Description, Request
+from smrun.v1 import (
     VPC_INPUTS,
     Args,
     ArgumentError,

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from runner.errors import error_message, is_missing_model
-from runner.kind import JobContext, Kind, time_span
-from runner.types import Description, JobError, Request
-from runner.v1 import Args, Component, Input, InputType, Output, non_empty
+from smrun.errors import error_message, is_missing_model
+from smrun.kind import JobContext, Kind, time_span
+from smrun.types import Description, JobError, Request
+from smrun.v1 import Args, Component, Input, InputType, Output, non_empty
 
 
 def outputs(d: Description) -> dict[str, Any]:

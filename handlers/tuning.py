@@ -19,11 +19,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from handlers.training import algorithm_specification
-from runner.errors import describe, is_aws_error
-from runner.kind import JobContext, Kind
-from runner.types import Description, LogSource, Request
-from runner.v1 import (
+from smrun.errors import describe, is_aws_error
+from smrun.handlers.training import algorithm_specification
+from smrun.kind import JobContext, Kind
+from smrun.types import Description, LogSource, Request
+from smrun.v1 import (
     VPC_INPUTS,
     Args,
     ArgumentError,

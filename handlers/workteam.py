@@ -17,9 +17,9 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from runner.kind import Kind
-from runner.types import Description, JobError, Phase, Request
-from runner.v1 import Args, ArgumentError, Component, Input, InputType, Output
+from smrun.kind import Kind
+from smrun.types import Description, JobError, Phase, Request
+from smrun.v1 import Args, ArgumentError, Component, Input, InputType, Output
 
 
 def phase(d: Description, state: Mapping[str, Any]) -> Phase:

@@ -16,20 +16,19 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-import handlers
-from runner import engine
-from runner.aws import AwsConfig, EnvironmentProblem, Identity
-from runner.events import Event, Finished, LogLine, Notice, StatusChanged, Submitted
-from runner.job import Job
-from runner.kind import Kind
-from runner.manifest import DEFAULT_MAX_MATRIX, JobSpec, Manifest, ManifestError
-from runner.manifest import load_manifest as _load_manifest
-from runner.settings import OnCancel, Settings
-from runner.types import JobResult, Outcome
+from smrun import engine, handlers
+from smrun.aws import AwsConfig, EnvironmentProblem, Identity
+from smrun.events import Event, Finished, LogLine, Notice, StatusChanged, Submitted
+from smrun.job import Job
+from smrun.kind import Kind
+from smrun.manifest import DEFAULT_MAX_MATRIX, JobSpec, Manifest, ManifestError
+from smrun.manifest import load_manifest as _load_manifest
+from smrun.settings import OnCancel, Settings
+from smrun.types import JobResult, Outcome
 
 
 class Runner(engine.Runner):
-    """:class:`runner.engine.Runner` with the built-in kinds unless ``kinds`` is given."""
+    """:class:`smrun.engine.Runner` with the built-in kinds unless ``kinds`` is given."""
 
     def __init__(
         self, aws: AwsConfig | None = None, *, kinds: Mapping[str, Kind] | None = None,
@@ -47,7 +46,7 @@ def load_manifest(
     max_matrix: int = DEFAULT_MAX_MATRIX,
 ) -> Manifest:
     """Load and validate a manifest (a path or YAML text); the built-in kinds
-    unless ``kinds`` is given (see :func:`runner.manifest.load_manifest`)."""
+    unless ``kinds`` is given (see :func:`smrun.manifest.load_manifest`)."""
     return _load_manifest(
         path_or_text, kinds=handlers.KINDS if kinds is None else kinds, source=source,
         max_matrix=max_matrix,

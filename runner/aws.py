@@ -48,8 +48,8 @@ from botocore.exceptions import (
     UnauthorizedSSOTokenError,
 )
 
-from runner.budget import Budgets, Priority
-from runner.errors import (
+from smrun.budget import Budgets, Priority
+from smrun.errors import (
     CONNECTION_ERRORS,
     ErrorClass,
     classify,
@@ -395,12 +395,12 @@ class Aws:
         self, service: str, operation: str, *, priority: Priority = Priority.LIVE, **params: Any
     ) -> dict[str, Any]:
         """Call ``operation`` (botocore name, e.g. "DescribeTrainingJob"); its
-        budget token is served by ``priority`` (:class:`runner.budget.Priority`).
+        budget token is served by ``priority`` (:class:`smrun.budget.Priority`).
 
         Error handling: throttling, 5xx and dropped connections are retried
         with jittered backoff until the call succeeds or the caller is
         cancelled (an outage is reported through ``notify``); any other error
-        is raised (see :mod:`runner.errors`)."""
+        is raised (see :mod:`smrun.errors`)."""
         method = getattr(self._clients[service], botocore.xform_name(operation))
         attempt = 0
         cfg = self.config

@@ -341,7 +341,7 @@ async def quotas_from_service_quotas(
     """Budget rates for the Logs read families from the account's quotas in
     ``region``, at the same :data:`HEADROOM` as the defaults; pass them to
     :meth:`Budgets.size_for`. ``call(service, operation, **params)`` is an AWS
-    call (:meth:`runner.aws.Aws.call`) whose client is in ``region``.
+    call (:meth:`smrun.aws.Aws.call`) whose client is in ``region``.
 
     The account's applied values (ListServiceQuotas) come first; the families
     they don't cover are looked up in AWS's defaults for the region

@@ -21,18 +21,18 @@ from typing import Any
 
 import anyio
 
-from handlers import COMPONENTS, KINDS
-from runner.aws import Aws, AwsConfig, EnvironmentProblem
-from runner.console import Console, Fold, redact_text
-from runner.daemon import DaemonConfig, DaemonError, DaemonSettings, run_daemon
-from runner.daemon.client import Client, ClientError
-from runner.daemon.follow import follow_run, log_text, run_table, runs_table
-from runner.daemon.server import check_token, read_token
-from runner.emulator import Quotas, serve
-from runner.engine import Runner
-from runner.iam import daemon_policies, policies, resolve_kinds, usage_of
-from runner.journal import Journal, default_state_dir
-from runner.kfp import (
+from smrun.aws import Aws, AwsConfig, EnvironmentProblem
+from smrun.console import Console, Fold, redact_text
+from smrun.daemon import DaemonConfig, DaemonError, DaemonSettings, run_daemon
+from smrun.daemon.client import Client, ClientError
+from smrun.daemon.follow import follow_run, log_text, run_table, runs_table
+from smrun.daemon.server import check_token, read_token
+from smrun.emulator import Quotas, serve
+from smrun.engine import Runner
+from smrun.handlers import COMPONENTS, KINDS
+from smrun.iam import daemon_policies, policies, resolve_kinds, usage_of
+from smrun.journal import Journal, default_state_dir
+from smrun.kfp import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
     EXIT_OK,
@@ -42,13 +42,13 @@ from runner.kfp import (
     run_component,
     with_tags,
 )
-from runner.manifest import DEFAULT_MAX_MATRIX, Manifest, ManifestError, load_manifest
-from runner.outputs import summary, write_json, write_output_file
-from runner.settings import OnCancel, Settings
-from runner.types import JobResult
-from runner.v1 import Component
-from runner.watch.setup import DEFAULT_NAME, setup_events, teardown_events
-from runner.watch.status import Strategy
+from smrun.manifest import DEFAULT_MAX_MATRIX, Manifest, ManifestError, load_manifest
+from smrun.outputs import summary, write_json, write_output_file
+from smrun.settings import OnCancel, Settings
+from smrun.types import JobResult
+from smrun.v1 import Component
+from smrun.watch.setup import DEFAULT_NAME, setup_events, teardown_events
+from smrun.watch.status import Strategy
 
 if sys.version_info < (3, 11):
     from exceptiongroup import BaseExceptionGroup

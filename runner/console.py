@@ -50,8 +50,8 @@ from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
-from runner.events import Event, Finished, LogLine, Notice, StatusChanged, Submitted, to_record
-from runner.types import JobResult
+from smrun.events import Event, Finished, LogLine, Notice, StatusChanged, Submitted, to_record
+from smrun.types import JobResult
 
 REDACTED = "***"
 _SECRET_KEY = re.compile(

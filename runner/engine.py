@@ -3,9 +3,9 @@ engine with one run, the simple facade the CLI and the library use.
 
 The engine owns the AWS clients and their budgets, the status watchers, the
 log reader, the capacity queues and a task group: every job of every run
-shares them (:class:`runner.run.Run` holds what is one run's own). On entry
+shares them (:class:`smrun.run.Run` holds what is one run's own). On entry
 it checks the environment once (region, credentials, endpoints:
-:meth:`runner.aws.Aws.identify`) and says who and where it acts, before
+:meth:`smrun.aws.Aws.identify`) and says who and where it acts, before
 anything can be created. The set of kinds is given by the caller (the CLI
 and the library pass the built-in handlers).
 """
@@ -23,21 +23,21 @@ import anyio
 from aiobotocore.session import AioSession
 from anyio.abc import TaskGroup
 
-from runner.aws import Aws, AwsConfig, Identity
-from runner.budget import Budgets
-from runner.emulator import Emulator
-from runner.events import Bus, Event, Notice
-from runner.job import Job
-from runner.journal import Journal
-from runner.kind import Kind
-from runner.logs import LogHub
-from runner.manifest import Manifest
-from runner.queueing import Capacity
-from runner.run import Run, RunLog
-from runner.settings import OnCancel, Settings
-from runner.types import JobResult, Request
-from runner.watch.events import EventQueue, EventQueueError
-from runner.watch.status import StatusWatch, Strategy
+from smrun.aws import Aws, AwsConfig, Identity
+from smrun.budget import Budgets
+from smrun.emulator import Emulator
+from smrun.events import Bus, Event, Notice
+from smrun.job import Job
+from smrun.journal import Journal
+from smrun.kind import Kind
+from smrun.logs import LogHub
+from smrun.manifest import Manifest
+from smrun.queueing import Capacity
+from smrun.run import Run, RunLog
+from smrun.settings import OnCancel, Settings
+from smrun.types import JobResult, Request
+from smrun.watch.events import EventQueue, EventQueueError
+from smrun.watch.status import StatusWatch, Strategy
 
 LOCAL_CREDENTIALS = ("smrun-local", "smrun-local-secret")
 LOCAL_REGION = "us-east-1"
@@ -261,7 +261,7 @@ class Runner(Engine):
         return self.current.bus
 
     def cancel(self, on_cancel: OnCancel | None = None) -> None:
-        """Cancel the run: see :meth:`runner.run.Run.cancel`."""
+        """Cancel the run: see :meth:`smrun.run.Run.cancel`."""
         self.current.cancel(on_cancel)
 
     def job(
@@ -291,5 +291,5 @@ class Runner(Engine):
         return await self.current.submit(key, kind, request, timeout=timeout, options=options)
 
     async def run_manifest(self, manifest: Manifest) -> dict[str, JobResult]:
-        """Run every job of a manifest: see :meth:`runner.run.Run.run_manifest`."""
+        """Run every job of a manifest: see :meth:`smrun.run.Run.run_manifest`."""
         return await self.current.run_manifest(manifest)

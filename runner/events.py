@@ -22,7 +22,7 @@ from typing import Any
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from runner.types import JobResult
+from smrun.types import JobResult
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@
   actions);
 - **pod**: the role the KFP pods (or any ``smrun`` process) use to call SageMaker
   and CloudWatch Logs. Its actions come from the handlers' data: each
-  :class:`~runner.kind.Kind`'s create/describe/stop/list operations and its
+  :class:`~smrun.kind.Kind`'s create/describe/stop/list operations and its
   ``extra_operations``, the tagging calls every job makes, and the log follower's
   two reads. Resources are the ARN types of the kinds in use, found in botocore's
   model (an operation without required members is a List* call: ``*``);
@@ -29,10 +29,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from runner.kind import Kind
-from runner.manifest import Manifest, sagemaker_model
-from runner.v1 import Component, InputType
-from runner.watch.events import CONSUME_ACTIONS
+from smrun.kind import Kind
+from smrun.manifest import Manifest, sagemaker_model
+from smrun.v1 import Component, InputType
+from smrun.watch.events import CONSUME_ACTIONS
 
 Policy = dict[str, Any]
 Statement = dict[str, Any]

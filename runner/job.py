@@ -18,9 +18,9 @@ from typing import Any
 
 import anyio
 
-from runner.aws import Aws
-from runner.budget import Priority
-from runner.errors import (
+from smrun.aws import Aws
+from smrun.budget import Priority
+from smrun.errors import (
     describe,
     error_message,
     is_already_exists,
@@ -29,13 +29,13 @@ from runner.errors import (
     is_limit_exceeded,
     is_not_found,
 )
-from runner.events import Bus, Event, Finished, LogLine, Notice, StatusChanged, Submitted
-from runner.identity import TAG_HASH, is_ours, request_hash, with_our_tags
-from runner.kind import Kind
-from runner.logs import Follower, LogFollower, LogHub
-from runner.queueing import Capacity, CapacityTimeout, NoCapacity, increase_hint, instance_types
-from runner.settings import OnCancel, Settings
-from runner.types import (
+from smrun.events import Bus, Event, Finished, LogLine, Notice, StatusChanged, Submitted
+from smrun.identity import TAG_HASH, is_ours, request_hash, with_our_tags
+from smrun.kind import Kind
+from smrun.logs import Follower, LogFollower, LogHub
+from smrun.queueing import Capacity, CapacityTimeout, NoCapacity, increase_hint, instance_types
+from smrun.settings import OnCancel, Settings
+from smrun.types import (
     Description,
     JobError,
     JobResult,
@@ -44,13 +44,13 @@ from runner.types import (
     Phase,
     Request,
 )
-from runner.watch import Update
-from runner.watch.status import NotFound, StatusWatch, Subscription, Unseen
+from smrun.watch import Update
+from smrun.watch.status import NotFound, StatusWatch, Subscription, Unseen
 
 
 @dataclass
 class _HookContext:
-    """What a kind's hooks see of their job (:class:`runner.kind.JobContext`)."""
+    """What a kind's hooks see of their job (:class:`smrun.kind.JobContext`)."""
 
     aws: Aws
     key: str
@@ -247,7 +247,7 @@ class Job:
 
     async def _created(self) -> Description:
         """Attach or create; a create refused for capacity waits in the run's
-        :class:`~runner.queueing.Capacity` queue and is tried again."""
+        :class:`~smrun.queueing.Capacity` queue and is tried again."""
         capacity = self._capacity
         types = instance_types(self._request)
         refused = capacity.ahead(types) if capacity is not None else None

@@ -16,10 +16,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from runner.console import redact
-from runner.events import Event, to_record
-from runner.recorder import job_update
-from runner.store.sqlite import JOURNAL_SCHEMA
+from smrun.console import redact
+from smrun.events import Event, to_record
+from smrun.recorder import job_update
+from smrun.store.sqlite import JOURNAL_SCHEMA
 
 
 def default_state_dir() -> Path:
@@ -54,7 +54,7 @@ class Journal:
         self._db.close()
 
     def for_run(self, run_id: str) -> JournalRun:
-        """What run ``run_id`` writes here (a :class:`runner.run.RunLog`)."""
+        """What run ``run_id`` writes here (a :class:`smrun.run.RunLog`)."""
         return JournalRun(self, run_id)
 
     def __enter__(self) -> Journal:
@@ -104,7 +104,7 @@ class Journal:
 
 
 class JournalRun:
-    """One run's view of the journal: the :class:`runner.run.RunLog` of ``smrun run``."""
+    """One run's view of the journal: the :class:`smrun.run.RunLog` of ``smrun run``."""
 
     def __init__(self, journal: Journal, run_id: str) -> None:
         self.journal = journal

@@ -1,7 +1,7 @@
 """Running a KFP v1 component as a Kubeflow Pipelines step, on the engine.
 
 :func:`run_component` takes a component (its v1 interface is in
-:mod:`runner.v1`) and the step's raw arguments: it builds the requests,
+:mod:`smrun.v1`) and the step's raw arguments: it builds the requests,
 validates them with botocore's model (as a small manifest), runs them on a
 :class:`Runner` with logs streamed, writes each output to its file as v1 did,
 and a Markdown summary for the KFP UI. The job name derives from the KFP run
@@ -19,16 +19,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runner.aws import AwsConfig, EnvironmentProblem
-from runner.engine import Runner, new_run_id
-from runner.events import Event
-from runner.identity import resource_name
-from runner.kind import Kind, console_links
-from runner.manifest import JobSpec, Manifest, ManifestError
-from runner.outputs import write_output_file
-from runner.settings import Settings
-from runner.types import JobResult, Outcome
-from runner.v1 import ArgumentError, Component, Input, InputType
+from smrun.aws import AwsConfig, EnvironmentProblem
+from smrun.engine import Runner, new_run_id
+from smrun.events import Event
+from smrun.identity import resource_name
+from smrun.kind import Kind, console_links
+from smrun.manifest import JobSpec, Manifest, ManifestError
+from smrun.outputs import write_output_file
+from smrun.settings import Settings
+from smrun.types import JobResult, Outcome
+from smrun.v1 import ArgumentError, Component, Input, InputType
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 _ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+")
@@ -158,7 +158,7 @@ async def run_component(
 
     Bad arguments and requests that botocore's model rejects end with
     ``EXIT_BAD_INPUT`` before anything is created; so does an environment that
-    can't reach AWS (see :class:`runner.aws.EnvironmentProblem`). On success
+    can't reach AWS (see :class:`smrun.aws.EnvironmentProblem`). On success
     every output named in ``output_paths`` is written (JSON for dicts and
     lists, plain text otherwise); the Markdown summary is written whenever a
     job ran. Cancelling the caller's scope (e.g. on SIGTERM) stops the jobs.

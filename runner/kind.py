@@ -2,7 +2,7 @@
 
 A handler module (``handlers/<kind>.py``) builds one :class:`Kind`: mostly a
 table of facts (operations, fields, terminal states, log layout, outputs).
-Generic code in :mod:`runner.job` drives every kind's lifecycle with it. A kind
+Generic code in :mod:`smrun.job` drives every kind's lifecycle with it. A kind
 adds code only where it really differs, through the optional hooks.
 """
 
@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from runner.settings import Settings
-from runner.types import Description, LogSource, Phase, Request
+from smrun.settings import Settings
+from smrun.types import Description, LogSource, Phase, Request
 
 
 class JobContext(Protocol):
-    """What a kind's hooks may use of the job they serve (:mod:`runner.job`
+    """What a kind's hooks may use of the job they serve (:mod:`smrun.job`
     implements it)."""
 
     @property

@@ -10,7 +10,7 @@ References are the only expressions: a string that is exactly
 ``{{ jobs.<key>.outputs.<output> }}`` becomes that output's value (type kept);
 a reference among other text is interpolated; ``{{ run.id }}`` is the run id.
 
-A job with ``matrix:`` is a template run once per item (see :mod:`runner.matrix`
+A job with ``matrix:`` is a template run once per item (see :mod:`smrun.matrix`
 for how items are made): ``{{ matrix.<name> }}`` in its request is the item's
 value, put in at load time (a number or boolean becomes text where the member
 is a string). The items are jobs of their own, keyed ``<key>[<i>]`` and
@@ -52,9 +52,9 @@ from botocore.loaders import create_loader
 from botocore.model import ServiceModel, Shape
 from botocore.validate import ParamValidator, ValidationErrors
 
-from runner.identity import resource_name
-from runner.kind import Kind
-from runner.matrix import (
+from smrun.identity import resource_name
+from smrun.kind import Kind
+from smrun.matrix import (
     BEST_KINDS,
     DEFAULT_MAX_MATRIX,
     Matrix,

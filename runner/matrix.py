@@ -26,7 +26,7 @@ product and what ``exclude`` and ``include`` do to it), so a matrix far above
 the limit costs nothing but its error message.
 
 This module knows nothing of manifests: it expands definitions and
-substitutes ``{{ matrix.NAME }}``, returning problems for :mod:`runner.manifest`
+substitutes ``{{ matrix.NAME }}``, returning problems for :mod:`smrun.manifest`
 to report with the file, line and job.
 """
 
@@ -74,7 +74,7 @@ Problem = tuple[Path, str]  # where (below `matrix:`, or in the request) and wha
 
 
 class ResultLike(Protocol):
-    """What a matrix needs of a job's result (:class:`runner.types.JobResult` is one)."""
+    """What a matrix needs of a job's result (:class:`smrun.types.JobResult` is one)."""
 
     @property
     def ok(self) -> bool: ...

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from runner.types import JobResult
+from smrun.types import JobResult
 
 
 def summary(results: Mapping[str, JobResult], run_id: str) -> dict[str, Any]:

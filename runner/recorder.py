@@ -1,4 +1,4 @@
-"""StoreRecorder: what a run publishes, written to a :class:`runner.store.Store`.
+"""StoreRecorder: what a run publishes, written to a :class:`smrun.store.Store`.
 
 A run's bus calls :meth:`StoreRecorder.record` for every event; the log
 followers call :meth:`StoreRecorder.save_token` once the lines of a read are
@@ -14,7 +14,7 @@ read again. Every other event is written as soon as it comes, but a job's
 ``finished`` waits for the job's pending lines, so the lines come first.
 
 Error handling: a write that fails for another reason than the lease is
-tried again (with backoff, nothing dropped); :class:`runner.store.LeaseLost`
+tried again (with backoff, nothing dropped); :class:`smrun.store.LeaseLost`
 calls ``on_lost`` once and stops writing, since another daemon now records
 the run.
 """
@@ -28,9 +28,9 @@ from typing import Any
 
 import anyio
 
-from runner.console import redact
-from runner.events import Event, Finished, LogLine, to_record
-from runner.store import Batch, JobRecord, LeaseLost, Store
+from smrun.console import redact
+from smrun.events import Event, Finished, LogLine, to_record
+from smrun.store import Batch, JobRecord, LeaseLost, Store
 
 WRITE_INTERVAL = 0.05  # gather what comes within this long into one transaction
 RETRY_MAX = 10.0
@@ -51,7 +51,7 @@ def job_update(run_id: str, record: Mapping[str, Any]) -> JobRecord | None:
 
 
 class StoreRecorder:
-    """The :class:`runner.run.RunLog` of a run recorded in a store."""
+    """The :class:`smrun.run.RunLog` of a run recorded in a store."""
 
     def __init__(
         self,

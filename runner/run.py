@@ -1,4 +1,4 @@
-"""Run: one manifest's jobs (or a script's), on an :class:`~runner.engine.Engine`.
+"""Run: one manifest's jobs (or a script's), on an :class:`~smrun.engine.Engine`.
 
 What belongs to one run lives here: its id, its jobs and their results, its
 bus (so two runs' job keys never meet), what it records as it goes
@@ -24,18 +24,18 @@ from typing import TYPE_CHECKING, Any, Protocol
 import anyio
 from anyio.abc import TaskGroup
 
-from runner.errors import describe
-from runner.events import Bus, Event, Finished, Notice
-from runner.identity import resource_name
-from runner.job import Job
-from runner.kind import Kind
-from runner.manifest import Manifest
-from runner.queueing import Slots, limit_names, run_limits
-from runner.settings import OnCancel
-from runner.types import JobResult, Outcome, Request
+from smrun.errors import describe
+from smrun.events import Bus, Event, Finished, Notice
+from smrun.identity import resource_name
+from smrun.job import Job
+from smrun.kind import Kind
+from smrun.manifest import Manifest
+from smrun.queueing import Slots, limit_names, run_limits
+from smrun.settings import OnCancel
+from smrun.types import JobResult, Outcome, Request
 
 if TYPE_CHECKING:  # the engine imports this module; a Run is only handed one
-    from runner.engine import Engine
+    from smrun.engine import Engine
 
 
 class RunLog(Protocol):

@@ -15,7 +15,7 @@ from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession, get_session
 from moto.server import ThreadedMotoServer
 
-from runner.emulator import Emulator, FakeClock
+from smrun.emulator import Emulator, FakeClock
 
 pytest_plugins = ["tests.postgres"]
 
@@ -97,7 +97,7 @@ async def aws_client(aio_session: AioSession) -> AsyncIterator[ClientFactory]:
         yield make
 
 
-SMRUN = [sys.executable, "-m", "runner.cli"]
+SMRUN = [sys.executable, "-m", "smrun.cli"]
 ENV = {
     **os.environ,
     "AWS_ACCESS_KEY_ID": "testing",

@@ -20,11 +20,11 @@ from typing import Any
 import aiohttp
 import anyio
 
-from handlers import KINDS
-from runner.daemon import DaemonConfig, DaemonSettings, run_daemon
-from runner.daemon.client import SseParser
-from runner.emulator import Emulator
-from runner.settings import Settings
+from smrun.daemon import DaemonConfig, DaemonSettings, run_daemon
+from smrun.daemon.client import SseParser
+from smrun.emulator import Emulator
+from smrun.handlers import KINDS
+from smrun.settings import Settings
 from tests.helpers import LATE_INGESTION, emulator_config
 
 TOKEN = "test-token-0123456789abcdef"
@@ -137,7 +137,7 @@ class DaemonProcess:
                **self.env}
         env.pop("SMRUN_TOKEN", None)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "runner.cli", "daemon", "--listen", self.listen,
+            [sys.executable, "-m", "smrun.cli", "daemon", "--listen", self.listen,
              flag, self.state, "--region", "us-east-1", "--timing", "fast",
              "--endpoint-url", self.emulator.url, "--logs-endpoint-url", self.emulator.url,
              "--sts-endpoint-url", self.emulator.url, *self.extra],

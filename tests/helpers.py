@@ -12,9 +12,9 @@ from botocore.loaders import Loader
 from botocore.model import ServiceModel
 from botocore.validate import ParamValidator
 
-from runner import AwsConfig, Runner, Settings
-from runner.emulator import Emulator
-from runner.emulator.jobs import LATE_INGESTION
+from smrun import AwsConfig, Runner, Settings
+from smrun.emulator import Emulator
+from smrun.emulator.jobs import LATE_INGESTION
 
 
 async def error_of(call: Any, **params: Any) -> tuple[str, str]:

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pytest
 from moto.server import ThreadedMotoServer
 
-from runner.aws import Aws, AwsConfig
-from runner.emulator import Emulator
+from smrun.aws import Aws, AwsConfig
+from smrun.emulator import Emulator
 
 ROLE = "arn:aws:iam::123456789012:role/kfp-pipelines"
 

@@ -13,8 +13,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from runner import load_manifest
-from runner.manifest import ManifestError
+from smrun import load_manifest
+from smrun.manifest import ManifestError
 from tests.conftest import ENV, SMRUN
 from tests.test_restart import admin
 

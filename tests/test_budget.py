@@ -10,7 +10,7 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from runner.budget import (
+from smrun.budget import (
     Budgets,
     decrease,
     family_of,

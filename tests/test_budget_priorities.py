@@ -18,7 +18,7 @@ from botocore.exceptions import ClientError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runner.budget import (
+from smrun.budget import (
     DEFAULT_RATES,
     HEADROOM,
     OTHER_RATE,

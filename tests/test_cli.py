@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from runner.cli import main
+from smrun.cli import main
 from tests.test_runner import training_request
 
 

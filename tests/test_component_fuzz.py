@@ -3,7 +3,7 @@ traceback; an invalid one never reaches SageMaker, and a valid one reaches it
 as the request the component's manifest holds.
 
 Nothing here re-implements ``run_component``'s pre-flight: the manifest comes
-from :func:`runner.kfp.component_manifest`, which ``run_component`` itself
+from :func:`smrun.kfp.component_manifest`, which ``run_component`` itself
 uses, and ``run_component`` is run against an emulator.
 """
 
@@ -16,12 +16,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from handlers import COMPONENTS, KINDS
-from runner.emulator import Emulator, FaultConfig
-from runner.kfp import EXIT_BAD_INPUT, EXIT_FAILED, component_manifest, run_component
-from runner.manifest import Manifest, ManifestError
-from runner.settings import Settings
-from runner.v1 import ArgumentError, Component
+from smrun.emulator import Emulator, FaultConfig
+from smrun.handlers import COMPONENTS, KINDS
+from smrun.kfp import EXIT_BAD_INPUT, EXIT_FAILED, component_manifest, run_component
+from smrun.manifest import Manifest, ManifestError
+from smrun.settings import Settings
+from smrun.v1 import ArgumentError, Component
 from tests.test_components import v1_arguments
 from tests.test_components_hosting import (
     deploy_arguments,

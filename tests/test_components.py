@@ -12,13 +12,13 @@ from typing import Any
 import anyio
 import pytest
 
-from handlers import COMPONENTS
-from handlers._algorithms import image_for
-from handlers.training import COMPONENT as TRAIN
-from runner.cli import main_async
-from runner.emulator import Emulator
-from runner.kfp import job_name_for
-from runner.v1 import ArgumentError, Component, Input, InputType
+from smrun.cli import main_async
+from smrun.emulator import Emulator
+from smrun.handlers import COMPONENTS
+from smrun.handlers._algorithms import image_for
+from smrun.handlers.training import COMPONENT as TRAIN
+from smrun.kfp import job_name_for
+from smrun.v1 import ArgumentError, Component, Input, InputType
 
 ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
 CHANNELS = [
@@ -337,7 +337,7 @@ def test_v1_inputs_are_all_there_with_v1_defaults() -> None:
 
 
 def test_every_declared_output_is_one_the_kind_produces() -> None:
-    from handlers import KINDS
+    from smrun.handlers import KINDS
 
     for component in COMPONENTS.values():
         produced = KINDS[component.kind].output_types

@@ -11,17 +11,17 @@ from typing import Any
 
 import pytest
 
-from handlers.endpoint import COMPONENT as DEPLOY
-from handlers.labeling import COMPONENT as GROUND_TRUTH
-from handlers.labeling import task_price
-from handlers.model import COMPONENT as MODEL
-from handlers.workteam import COMPONENT as WORKTEAM
-from runner.cli import main_async
-from runner.emulator import Emulator
-from runner.emulator.endpoint import Endpoints
-from runner.kfp import job_name_for
-from runner.settings import Settings
-from runner.v1 import ArgumentError, Component, InputType
+from smrun.cli import main_async
+from smrun.emulator import Emulator
+from smrun.emulator.endpoint import Endpoints
+from smrun.handlers.endpoint import COMPONENT as DEPLOY
+from smrun.handlers.labeling import COMPONENT as GROUND_TRUTH
+from smrun.handlers.labeling import task_price
+from smrun.handlers.model import COMPONENT as MODEL
+from smrun.handlers.workteam import COMPONENT as WORKTEAM
+from smrun.kfp import job_name_for
+from smrun.settings import Settings
+from smrun.v1 import ArgumentError, Component, InputType
 
 REGION = "us-east-1"
 ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"

@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 import yaml
 
-from handlers.processing import COMPONENT as PROCESS
-from handlers.transform import COMPONENT as TRANSFORM
-from handlers.tuning import COMPONENT as TUNING
-from runner.cli import main_async
-from runner.emulator import Emulator
-from runner.v1 import ArgumentError, Component
+from smrun.cli import main_async
+from smrun.emulator import Emulator
+from smrun.handlers.processing import COMPONENT as PROCESS
+from smrun.handlers.transform import COMPONENT as TRANSFORM
+from smrun.handlers.tuning import COMPONENT as TUNING
+from smrun.v1 import ArgumentError, Component
 
 ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
 BUCKET = "s3://data-bucket/mnist_kmeans_example"

@@ -18,9 +18,9 @@ import pytest
 from rich.console import Console as RichConsole
 from rich.console import RenderableType
 
-from runner.console import Console, Fold, summary_table
-from runner.events import Finished, LogLine, StatusChanged, Submitted
-from runner.types import JobResult, Outcome
+from smrun.console import Console, Fold, summary_table
+from smrun.events import Finished, LogLine, StatusChanged, Submitted
+from smrun.types import JobResult, Outcome
 
 T = 1_700_000_000.25
 ACCESS_KEY = "AKIAIOSFODNN7EXAMPLE"

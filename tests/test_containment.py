@@ -19,14 +19,14 @@ import pytest
 from aiobotocore.credentials import AioRefreshableCredentials
 from aiobotocore.session import AioSession
 
-from handlers import KINDS
-from runner import Finished, LogLine, Notice, OnCancel, Outcome, Runner, Settings, StatusChanged
-from runner.emulator import Emulator, FaultConfig
-from runner.emulator.endpoint import Endpoints
-from runner.emulator.jobs import LATE_INGESTION
-from runner.events import Event
-from runner.kind import JobContext
-from runner.types import Description, LogSource
+from smrun import Finished, LogLine, Notice, OnCancel, Outcome, Runner, Settings, StatusChanged
+from smrun.emulator import Emulator, FaultConfig
+from smrun.emulator.endpoint import Endpoints
+from smrun.emulator.jobs import LATE_INGESTION
+from smrun.events import Event
+from smrun.handlers import KINDS
+from smrun.kind import JobContext
+from smrun.types import Description, LogSource
 from tests.helpers import emulator_config, local_runner
 from tests.test_endpoint import config_request, emulated, endpoint_request
 from tests.test_endpoint import model_request as endpoint_model_request

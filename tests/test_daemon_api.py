@@ -35,11 +35,11 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from handlers import KINDS
-from runner.daemon.client import SseParser
-from runner.daemon.server import DaemonConfig, DaemonError, check_token, run_daemon
-from runner.emulator import Emulator
-from runner.manifest import ManifestError, load_manifest
+from smrun.daemon.client import SseParser
+from smrun.daemon.server import DaemonConfig, DaemonError, check_token, run_daemon
+from smrun.emulator import Emulator
+from smrun.handlers import KINDS
+from smrun.manifest import ManifestError, load_manifest
 from tests.daemon_helpers import TOKEN, DaemonHandle, daemon_on
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -422,7 +422,7 @@ async def smrun(*args: str, env: dict[str, str], timeout: float = 60,
                 ) -> subprocess.CompletedProcess[str]:
     """``smrun ARGS`` in a subprocess; the daemon of the test keeps serving meanwhile."""
     with anyio.fail_after(timeout):
-        done = await anyio.run_process([sys.executable, "-m", "runner.cli", *args], env=env,
+        done = await anyio.run_process([sys.executable, "-m", "smrun.cli", *args], env=env,
                                        cwd=ROOT, check=False)
     return subprocess.CompletedProcess(done.args, done.returncode, done.stdout.decode(),
                                        done.stderr.decode())

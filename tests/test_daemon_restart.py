@@ -16,7 +16,7 @@ from typing import Any
 import aiohttp
 import anyio
 
-from runner.emulator import Emulator
+from smrun.emulator import Emulator
 from tests.daemon_helpers import (
     DaemonHandle,
     DaemonProcess,
@@ -269,7 +269,7 @@ async def test_smrun_logs_follow_resumes_across_a_daemon_restart_without_a_gap(
     env = {**os.environ, "SMRUN_DAEMON_URL": url}
     env.pop("SMRUN_TOKEN", None)
     follower = subprocess.Popen(
-        [sys.executable, "-m", "runner.cli", "logs", run["run_id"], "long", "--follow",
+        [sys.executable, "-m", "smrun.cli", "logs", run["run_id"], "long", "--follow",
          "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
         cwd=Path(__file__).resolve().parent.parent)
     assert follower.stdout is not None

@@ -20,11 +20,10 @@ import pytest
 import yaml
 from botocore.exceptions import ClientError
 
-from handlers import KINDS
-from runner.aws import Aws, AwsConfig
-from runner.budget import Priority
-from runner.daemon.service import Daemon, DaemonSettings
-from runner.daemon.submissions import (
+from smrun.aws import Aws, AwsConfig
+from smrun.budget import Priority
+from smrun.daemon.service import Daemon, DaemonSettings
+from smrun.daemon.submissions import (
     ERROR_ATTRIBUTE,
     ERROR_TYPE_ATTRIBUTE,
     MAX_ERROR_BYTES,
@@ -41,11 +40,12 @@ from runner.daemon.submissions import (
     sqs_text,
     valid_run_id,
 )
-from runner.emulator import Emulator
-from runner.engine import Engine
-from runner.manifest import ManifestError
-from runner.store import RunRecord, RunStatus, Store
-from runner.store.open import open_store
+from smrun.emulator import Emulator
+from smrun.engine import Engine
+from smrun.handlers import KINDS
+from smrun.manifest import ManifestError
+from smrun.store import RunRecord, RunStatus, Store
+from smrun.store.open import open_store
 from tests.daemon_helpers import daemon_settings
 from tests.helpers import emulator_config
 

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from runner.iam import DAEMON_SERVICE_ACCOUNT, daemon_policies, usage_of
+from smrun.iam import DAEMON_SERVICE_ACCOUNT, daemon_policies, usage_of
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE = ROOT / "deploy" / "kubernetes"

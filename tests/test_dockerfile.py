@@ -144,7 +144,8 @@ def test_it_copies_what_the_wheel_is_built_from(
 ) -> None:
     copied = {word.rstrip("/") for copy in stages[0].all("COPY") for word in copy.split()[:-1]
               if not word.startswith("--")}
-    packages = {p.rstrip("*") for p in project["tool"]["setuptools"]["packages"]["find"]["include"]}
+    # the folders the installed packages are mapped from (smrun <- runner, ...)
+    packages = set(project["tool"]["setuptools"]["package-dir"].values())
     assert packages == {"runner", "handlers"}
     assert packages <= copied
     assert {"pyproject.toml", project["project"]["readme"]} <= copied
@@ -162,7 +163,7 @@ def test_it_runs_smrun_as_a_non_root_user(stages: list[Stage], project: dict[str
     assert user.isdigit() and int(user) != 0, "a numeric UID lets Kubernetes check runAsNonRoot"
     [entrypoint] = runtime.all("ENTRYPOINT")
     assert json.loads(entrypoint) == ["smrun"]
-    assert project["project"]["scripts"]["smrun"] == "runner.cli:entry"
+    assert project["project"]["scripts"]["smrun"] == "smrun.cli:entry"
 
 
 # --- the daemon target (`docker build --target daemon`) --------------------------------

@@ -16,7 +16,7 @@ from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession
 from botocore.exceptions import ClientError
 
-from runner.emulator import Emulator, FaultConfig, KeyRefusal
+from smrun.emulator import Emulator, FaultConfig, KeyRefusal
 from tests.test_emulator_protocol import training_request
 
 ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"

@@ -10,10 +10,10 @@ from typing import Any
 import aiohttp
 import pytest
 
-from handlers import KINDS
-from runner.emulator import Emulator, FakeClock
-from runner.emulator.patterns import PatternError, matches, parse_pattern
-from runner.watch.setup import event_pattern
+from smrun.emulator import Emulator, FakeClock
+from smrun.emulator.patterns import PatternError, matches, parse_pattern
+from smrun.handlers import KINDS
+from smrun.watch.setup import event_pattern
 from tests.helpers import error_of
 from tests.test_runner import training_request
 

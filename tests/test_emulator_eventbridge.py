@@ -18,7 +18,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from runner.emulator import Emulator, EventFaults, FakeClock
+from smrun.emulator import Emulator, EventFaults, FakeClock
 from tests.test_emulator_lists import (
     IMAGE,
     ROLE,
@@ -398,7 +398,7 @@ def emulator_process(*flags: str) -> tuple[subprocess.Popen[str], str]:
     """``smrun emulator --port 0 FLAGS...`` in a child process, and its URL."""
     env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "runner.cli", "emulator", "--port", "0", *flags],
+        [sys.executable, "-m", "smrun.cli", "emulator", "--port", "0", *flags],
         stdout=subprocess.PIPE,
         text=True,
         env=env,

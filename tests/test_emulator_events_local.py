@@ -17,15 +17,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from handlers import KINDS
-from runner import Outcome, Settings
-from runner.aws import Aws, AwsConfig
-from runner.emulator import Emulator, EventFaults, FaultConfig
-from runner.emulator.jobs import LATE_INGESTION
-from runner.events import Event, StatusChanged
-from runner.watch import Update, newer
-from runner.watch.events import EventQueue, EventQueueError
-from runner.watch.setup import DLQ, QUEUE, RULE, TARGET, EventsSetup, setup_events, teardown_events
+from smrun import Outcome, Settings
+from smrun.aws import Aws, AwsConfig
+from smrun.emulator import Emulator, EventFaults, FaultConfig
+from smrun.emulator.jobs import LATE_INGESTION
+from smrun.events import Event, StatusChanged
+from smrun.handlers import KINDS
+from smrun.watch import Update, newer
+from smrun.watch.events import EventQueue, EventQueueError
+from smrun.watch.setup import DLQ, QUEUE, RULE, TARGET, EventsSetup, setup_events, teardown_events
 from tests.conftest import ENV, SMRUN
 from tests.helpers import emulator_config, local_runner
 from tests.test_restart import admin

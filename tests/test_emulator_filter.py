@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from runner.emulator import Emulator, FakeClock, FaultConfig
+from smrun.emulator import Emulator, FakeClock, FaultConfig
 from tests.helpers import error_of
 
 GROUP = "/aws/sagemaker/TrainingJobs"

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from botocore import xform_name
 
-from runner.emulator import Emulator, FakeClock
+from smrun.emulator import Emulator, FakeClock
 from tests.helpers import assert_fits_the_model, error_of
 
 ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"

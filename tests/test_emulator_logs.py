@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from runner.emulator import Emulator, FakeClock, FaultConfig
+from smrun.emulator import Emulator, FakeClock, FaultConfig
 from tests.helpers import error_of
 
 GROUP = "/aws/sagemaker/TrainingJobs"

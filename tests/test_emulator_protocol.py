@@ -10,8 +10,8 @@ import aiohttp
 import pytest
 from botocore.exceptions import ClientError
 
-from runner.emulator import ApiError, Emulator, FakeClock
-from runner.emulator.protocol import ServiceProtocol
+from smrun.emulator import ApiError, Emulator, FakeClock
+from smrun.emulator.protocol import ServiceProtocol
 
 ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
 

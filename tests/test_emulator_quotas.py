@@ -13,8 +13,8 @@ import aiohttp
 import anyio
 import pytest
 
-from runner.emulator import Emulator, FakeClock, Quotas, serve
-from runner.emulator.resources import StateChange
+from smrun.emulator import Emulator, FakeClock, Quotas, serve
+from smrun.emulator.resources import StateChange
 from tests.helpers import error_of
 
 ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"

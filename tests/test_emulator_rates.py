@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 from botocore.exceptions import ClientError
 
-from runner.emulator import Emulator, FakeClock, FaultConfig
+from smrun.emulator import Emulator, FakeClock, FaultConfig
 
 START = FakeClock().now  # a whole second
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from runner.emulator import Emulator, FakeClock, FaultConfig
+from smrun.emulator import Emulator, FakeClock, FaultConfig
 from tests.helpers import error_of
 
 ACCOUNT = "123456789012"

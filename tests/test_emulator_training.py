@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 from botocore.exceptions import ClientError
 
-from runner.emulator import Emulator, FakeClock, FaultConfig
+from smrun.emulator import Emulator, FakeClock, FaultConfig
 from tests.helpers import error_of
 
 GROUP = "/aws/sagemaker/TrainingJobs"

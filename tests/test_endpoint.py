@@ -10,8 +10,7 @@ from typing import Any
 import anyio
 import pytest
 
-from handlers.endpoint import KIND, phase
-from runner import (
+from smrun import (
     LogLine,
     ManifestError,
     Notice,
@@ -22,10 +21,11 @@ from runner import (
     load_manifest,
     run_manifest,
 )
-from runner.emulator import Emulator, FakeClock
-from runner.emulator.endpoint import Endpoints
-from runner.emulator.resources import call_handler
-from runner.types import Phase
+from smrun.emulator import Emulator, FakeClock
+from smrun.emulator.endpoint import Endpoints
+from smrun.emulator.resources import call_handler
+from smrun.handlers.endpoint import KIND, phase
+from smrun.types import Phase
 from tests.helpers import emulator_config, error_of
 from tests.test_runner import local_runner
 

@@ -1,4 +1,4 @@
-"""runner.errors: one classification of AWS errors, and nobody else reads their codes."""
+"""smrun.errors: one classification of AWS errors, and nobody else reads their codes."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from runner.errors import (
+from smrun.errors import (
     THROTTLING_CODES,
     ErrorClass,
     classify,

@@ -12,13 +12,13 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from handlers import KINDS
-from runner import JobResult, Outcome, Settings
-from runner.aws import Aws, AwsConfig
-from runner.emulator import Emulator, EventFaults
-from runner.emulator.jobs import LATE_INGESTION
-from runner.events import Event, StatusChanged
-from runner.watch.setup import setup_events
+from smrun import JobResult, Outcome, Settings
+from smrun.aws import Aws, AwsConfig
+from smrun.emulator import Emulator, EventFaults
+from smrun.emulator.jobs import LATE_INGESTION
+from smrun.events import Event, StatusChanged
+from smrun.handlers import KINDS
+from smrun.watch.setup import setup_events
 from tests.helpers import local_runner
 from tests.test_runner import training_request
 
@@ -113,7 +113,7 @@ async def test_the_reconcile_poll_catches_lost_events(moto_url: str, queue: str)
 
 
 def test_the_cli_refuses_events_without_a_queue() -> None:
-    done = subprocess.run([sys.executable, "-m", "runner.cli", "run", "--local", "--watch",
+    done = subprocess.run([sys.executable, "-m", "smrun.cli", "run", "--local", "--watch",
                            "events", "examples/quickstart.yaml"],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
@@ -126,7 +126,7 @@ def test_events_setup_and_teardown_from_the_cli(moto_url: str) -> None:
             "--logs-endpoint-url", moto_url,
             "--sqs-endpoint-url", moto_url, "--events-endpoint-url", moto_url, "--name", name]
     env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "PATH": ""}
-    cli = [sys.executable, "-m", "runner.cli", "events"]
+    cli = [sys.executable, "-m", "smrun.cli", "events"]
     first = subprocess.run([*cli, "setup", *args], capture_output=True, text=True, timeout=60,
                            env=env)
     assert first.returncode == 0, first.stderr

@@ -17,11 +17,11 @@ from typing import Any
 import anyio
 import pytest
 
-from handlers import KINDS
-from runner.aws import Aws, AwsConfig
-from runner.watch import Update, newer
-from runner.watch.events import CONSUME_ACTIONS, EventQueue, EventQueueError
-from runner.watch.setup import (
+from smrun.aws import Aws, AwsConfig
+from smrun.handlers import KINDS
+from smrun.watch import Update, newer
+from smrun.watch.events import CONSUME_ACTIONS, EventQueue, EventQueueError
+from smrun.watch.setup import (
     DLQ,
     MAX_RECEIVE_COUNT,
     QUEUE,

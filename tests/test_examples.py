@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from runner import (
+from smrun import (
     Event,
     Finished,
     JobResult,
@@ -19,7 +19,7 @@ from runner import (
     Submitted,
     load_manifest,
 )
-from runner.emulator import Emulator
+from smrun.emulator import Emulator
 from tests.helpers import emulator_config
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"

@@ -7,8 +7,8 @@ from collections import Counter
 
 import yaml
 
-from runner import LogLine, Outcome, Settings, StatusChanged, Submitted, load_manifest
-from runner.emulator import Emulator, FaultConfig
+from smrun import LogLine, Outcome, Settings, StatusChanged, Submitted, load_manifest
+from smrun.emulator import Emulator, FaultConfig
 from tests.test_restart import mixed_jobs
 from tests.test_runner import local_runner, training_request
 

@@ -24,8 +24,8 @@ from typing import Any
 
 import pytest
 
-from runner import Notice, Runner
-from runner.emulator import Emulator
+from smrun import Notice, Runner
+from smrun.emulator import Emulator
 from tests.conftest import SMRUN
 from tests.helpers import emulator_config
 

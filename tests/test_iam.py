@@ -14,13 +14,12 @@ import anyio
 import pytest
 from botocore.session import get_session
 
-import handlers
-from handlers import COMPONENTS, KINDS
-from runner import Runner, cli, load_manifest
-from runner.aws import AwsConfig
-from runner.emulator import Emulator
-from runner.events import StatusChanged
-from runner.iam import (
+from smrun import Runner, cli, handlers, load_manifest
+from smrun.aws import AwsConfig
+from smrun.emulator import Emulator
+from smrun.events import StatusChanged
+from smrun.handlers import COMPONENTS, KINDS
+from smrun.iam import (
     BUCKET_PLACEHOLDER,
     DAEMON_ROLE_NAME,
     DAEMON_SERVICE_ACCOUNT,
@@ -42,9 +41,9 @@ from runner.iam import (
     resolve_kinds,
     usage_of,
 )
-from runner.manifest import Manifest
-from runner.settings import Settings
-from runner.types import Outcome
+from smrun.manifest import Manifest
+from smrun.settings import Settings
+from smrun.types import Outcome
 from tests.helpers import emulator_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -164,7 +163,7 @@ def ungranted(policy: dict[str, Any], calls: dict[str, set[str]]) -> set[str]:
 def test_every_call_a_handler_makes_is_declared_by_its_kinds() -> None:
     seen = 0
     for path in sorted(Path(handlers.__file__).parent.glob("[!_]*.py")):
-        module = importlib.import_module(f"handlers.{path.stem}")
+        module = importlib.import_module(f"smrun.handlers.{path.stem}")
         kinds = [*getattr(module, "KINDS", ()), *filter(None, [getattr(module, "KIND", None)])]
         declared = {op for k in kinds for op in kind_operations(k)}
         for service, operation in literal_calls(path):

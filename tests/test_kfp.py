@@ -17,8 +17,8 @@ kfp = pytest.importorskip("kfp")
 from kfp import compiler, dsl  # noqa: E402
 
 from components import build  # noqa: E402
-from handlers import COMPONENTS  # noqa: E402
-from runner.emulator import Emulator  # noqa: E402
+from smrun.emulator import Emulator  # noqa: E402
+from smrun.handlers import COMPONENTS  # noqa: E402
 
 COMPONENTS_DIR = Path(build.__file__).resolve().parent
 
@@ -98,9 +98,9 @@ def train_step(
 
     import anyio
 
-    from handlers import COMPONENTS, KINDS
-    from runner.kfp import run_component
-    from runner.settings import Settings
+    from smrun.handlers import COMPONENTS, KINDS
+    from smrun.kfp import run_component
+    from smrun.settings import Settings
 
     arguments = {
         "region": "us-east-1",

@@ -10,15 +10,15 @@ from typing import Any
 
 import anyio
 
-from handlers.labeling import KIND
-from runner import (
+from smrun import (
     LogLine,
     Outcome,
     StatusChanged,
     load_manifest,
 )
-from runner.emulator import Emulator, FakeClock
-from runner.types import Phase
+from smrun.emulator import Emulator, FakeClock
+from smrun.handlers.labeling import KIND
+from smrun.types import Phase
 from tests.helpers import error_of, local_runner
 
 GROUP = "/aws/sagemaker/LabelingJobs"

@@ -23,10 +23,10 @@ import pytest
 from aiobotocore.session import get_session
 from botocore.exceptions import ClientError
 
-from runner.budget import Budgets, Priority, default_rates
-from runner.emulator import Emulator, FaultConfig
-from runner.events import LogLine
-from runner.logs import (
+from smrun.budget import Budgets, Priority, default_rates
+from smrun.emulator import Emulator, FaultConfig
+from smrun.events import LogLine
+from smrun.logs import (
     Due,
     Follower,
     FollowerStats,
@@ -42,8 +42,8 @@ from runner.logs import (
     read_start,
     rediscovery_delay,
 )
-from runner.logs.positions import next_floor
-from runner.types import LogSource
+from smrun.logs.positions import next_floor
+from smrun.types import LogSource
 
 GROUP = "/aws/sagemaker/TrainingJobs"
 FAST: dict[str, Any] = {

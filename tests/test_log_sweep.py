@@ -9,11 +9,11 @@ from typing import Any
 import anyio
 from botocore.exceptions import ClientError
 
-from runner.budget import Priority
-from runner.emulator import Emulator
-from runner.logs import LogHub
-from runner.logs.hub import _common_prefix
-from runner.types import LogSource
+from smrun.budget import Priority
+from smrun.emulator import Emulator
+from smrun.logs import LogHub
+from smrun.logs.hub import _common_prefix
+from smrun.types import LogSource
 from tests.test_log_hub import (  # calls and moto are fixtures
     FAST,
     Calls,

@@ -20,9 +20,9 @@ import pytest
 from aiobotocore.session import get_session
 from botocore.exceptions import ClientError
 
-from runner.budget import Budgets
-from runner.events import LogLine
-from runner.logs import (
+from smrun.budget import Budgets
+from smrun.events import LogLine
+from smrun.logs import (
     LogFollower,
     drain_finished,
     instance_label,
@@ -31,7 +31,7 @@ from runner.logs import (
     next_read_delay,
     stream_at_end,
 )
-from runner.types import LogSource
+from smrun.types import LogSource
 
 GROUP = "/aws/sagemaker/TrainingJobs"
 FAST: dict[str, Any] = {
@@ -414,7 +414,7 @@ async def serving(backend: str, moto_url: str) -> AsyncIterator[str]:
     if backend == "moto":
         yield moto_url
         return
-    from runner.emulator import Emulator
+    from smrun.emulator import Emulator
 
     async with Emulator() as emu:
         yield str(emu.url)

@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from handlers import KINDS as BUILTIN_KINDS
-from runner.identity import resource_name
-from runner.kind import Kind
-from runner.manifest import (
+from smrun.handlers import KINDS as BUILTIN_KINDS
+from smrun.identity import resource_name
+from smrun.kind import Kind
+from smrun.manifest import (
     Defaults,
     JobSpec,
     Manifest,

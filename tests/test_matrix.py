@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from handlers import KINDS
-from runner.identity import is_ours, resource_name, tag_value, with_our_tags
-from runner.manifest import (
+from smrun.handlers import KINDS
+from smrun.identity import is_ours, resource_name, tag_value, with_our_tags
+from smrun.manifest import (
     JobSpec,
     Manifest,
     ManifestError,
@@ -23,8 +23,8 @@ from runner.manifest import (
     load_manifest,
     parse_template,
 )
-from runner.matrix import expand
-from runner.types import JobResult, Outcome
+from smrun.matrix import expand
+from smrun.types import JobResult, Outcome
 
 ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
 HEADER = f"defaults:\n  role: {ROLE}\njobs:\n"
@@ -779,7 +779,7 @@ def test_items_sharing_an_explicit_name_are_an_error() -> None:
 
 
 def test_with_tags_keeps_the_matrices_and_limits() -> None:
-    from runner.kfp import with_tags
+    from smrun.kfp import with_tags
 
     manifest = load(
         HEADER.replace("jobs:", "  max_parallel: {training: 3}\njobs:")

@@ -15,10 +15,10 @@ import boto3
 import pytest
 import yaml
 
-from runner import Event, Finished, Notice, Outcome, Runner, Settings, Submitted, load_manifest
-from runner.budget import Budgets
-from runner.cli import main_async
-from runner.emulator import Emulator
+from smrun import Event, Finished, Notice, Outcome, Runner, Settings, Submitted, load_manifest
+from smrun.budget import Budgets
+from smrun.cli import main_async
+from smrun.emulator import Emulator
 from tests.conftest import ENV
 from tests.helpers import emulator_config
 from tests.test_endpoint import emulated_stack, endpoint_request, in_service

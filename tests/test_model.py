@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 
-from handlers.model import KIND, adopt
-from runner import Outcome, StatusChanged, Submitted, load_manifest
-from runner.emulator import Emulator, FakeClock
-from runner.emulator.model import Models
-from runner.types import JobError
+from smrun import Outcome, StatusChanged, Submitted, load_manifest
+from smrun.emulator import Emulator, FakeClock
+from smrun.emulator.model import Models
+from smrun.handlers.model import KIND, adopt
+from smrun.types import JobError
 from tests.helpers import error_of
 from tests.test_runner import local_runner
 

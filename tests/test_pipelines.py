@@ -16,9 +16,9 @@ kfp = pytest.importorskip("kfp")
 
 from kfp import compiler  # noqa: E402
 
-from handlers import COMPONENTS, KINDS  # noqa: E402
-from runner import load_manifest  # noqa: E402
-from runner.manifest import JobSpec, Manifest  # noqa: E402
+from smrun import load_manifest  # noqa: E402
+from smrun.handlers import COMPONENTS, KINDS  # noqa: E402
+from smrun.manifest import JobSpec, Manifest  # noqa: E402
 
 ROLE = "arn:aws:iam::123456789012:role/SageMakerExecution"
 # what an upstream step would produce, by output name, to check the arguments it feeds

@@ -8,9 +8,9 @@ from typing import Any
 
 import anyio
 
-from handlers.processing import KIND, details, failure_with_exit_message, outputs
-from runner import LogLine, Outcome, StatusChanged
-from runner.emulator import Emulator, FakeClock
+from smrun import LogLine, Outcome, StatusChanged
+from smrun.emulator import Emulator, FakeClock
+from smrun.handlers.processing import KIND, details, failure_with_exit_message, outputs
 from tests.helpers import assert_fits_the_model, error_of, local_runner
 
 GROUP = "/aws/sagemaker/ProcessingJobs"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from runner.queueing import (
+from smrun.queueing import (
     Capacity,
     CapacityTimeout,
     NoCapacity,

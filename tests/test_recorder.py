@@ -8,11 +8,11 @@ from pathlib import Path
 
 import anyio
 
-from runner.events import Finished, LogLine, StatusChanged, Submitted
-from runner.recorder import StoreRecorder
-from runner.store import Batch, LeaseLost, RunRecord, RunStatus
-from runner.store.sqlite import SqliteStore
-from runner.types import JobResult, Outcome
+from smrun.events import Finished, LogLine, StatusChanged, Submitted
+from smrun.recorder import StoreRecorder
+from smrun.store import Batch, LeaseLost, RunRecord, RunStatus
+from smrun.store.sqlite import SqliteStore
+from smrun.types import JobResult, Outcome
 
 
 class SlowStore(SqliteStore):

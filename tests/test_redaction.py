@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from runner import LogLine, Runner
-from runner.cli import main
-from runner.console import Console, redact, redact_text
-from runner.emulator import Emulator
-from runner.journal import Journal
+from smrun import LogLine, Runner
+from smrun.cli import main
+from smrun.console import Console, redact, redact_text
+from smrun.emulator import Emulator
+from smrun.journal import Journal
 from tests.test_runner import local_runner, training_request
 
 ACCESS_KEY = "AKIAIOSFODNN7EXAMPLE"

@@ -8,9 +8,9 @@ from typing import Any
 
 import anyio
 
-from runner import Finished, LogLine, Outcome, Runner, Settings, StatusChanged
-from runner.emulator import Emulator
-from runner.identity import request_hash
+from smrun import Finished, LogLine, Outcome, Runner, Settings, StatusChanged
+from smrun.emulator import Emulator
+from smrun.identity import request_hash
 from tests.helpers import emulator_config
 
 ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
@@ -202,7 +202,7 @@ async def test_same_name_with_a_different_request_is_refused(emulator: Emulator)
 
 
 def test_request_hash_ignores_name_and_our_tags() -> None:
-    from handlers.training import KIND
+    from smrun.handlers.training import KIND
 
     base = training_request()
     named = {**base, "TrainingJobName": "x"}
@@ -221,7 +221,7 @@ async def test_finished_event_carries_the_result(emulator: Emulator) -> None:
 async def test_cancellation_during_create_still_finds_and_stops_the_job(
     emulator: Emulator,
 ) -> None:
-    from runner.emulator import FaultConfig
+    from smrun.emulator import FaultConfig
 
     # the create reaches SageMaker, which answers only after the runner gave up on it
     emulator.faults = FaultConfig(latency=1.0, operations=frozenset({"CreateTrainingJob"}))

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from runner.journal import Journal
-from runner.store import (
+from smrun.journal import Journal
+from smrun.store import (
     Batch,
     JobRecord,
     LeaseLost,
@@ -28,9 +28,9 @@ from runner.store import (
     Store,
     StoredEvent,
 )
-from runner.store.open import open_store
-from runner.store.postgres import PostgresStore
-from runner.store.sqlite import SqliteStore
+from smrun.store.open import open_store
+from smrun.store.postgres import PostgresStore
+from smrun.store.sqlite import SqliteStore
 
 # both classes are Stores (mypy checks this line)
 BACKENDS: tuple[type[Store], ...] = (SqliteStore, PostgresStore)

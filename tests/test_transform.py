@@ -9,10 +9,10 @@ from typing import Any
 
 import anyio
 
-from handlers.transform import KIND, details, outputs
-from runner import LogLine, Outcome, StatusChanged
-from runner.emulator import Emulator, FakeClock
-from runner.emulator.transform import instance_id
+from smrun import LogLine, Outcome, StatusChanged
+from smrun.emulator import Emulator, FakeClock
+from smrun.emulator.transform import instance_id
+from smrun.handlers.transform import KIND, details, outputs
 from tests.helpers import assert_fits_the_model, error_of, local_runner
 
 GROUP = "/aws/sagemaker/TransformJobs"

@@ -12,14 +12,14 @@ from typing import Any
 import anyio
 import pytest
 
-from handlers.tuning import choose_tails
-from runner import LogLine, Outcome, Runner, Settings, StatusChanged
-from runner.budget import Budgets
-from runner.emulator import Emulator, FakeClock
-from runner.emulator.logs import LogsService, LogStore
-from runner.emulator.tuning import TuningJobs
-from runner.logs import LogFollower
-from runner.types import LogSource
+from smrun import LogLine, Outcome, Runner, Settings, StatusChanged
+from smrun.budget import Budgets
+from smrun.emulator import Emulator, FakeClock
+from smrun.emulator.logs import LogsService, LogStore
+from smrun.emulator.tuning import TuningJobs
+from smrun.handlers.tuning import choose_tails
+from smrun.logs import LogFollower
+from smrun.types import LogSource
 from tests.helpers import emulator_config, error_of
 
 ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"

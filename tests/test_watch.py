@@ -11,14 +11,14 @@ import anyio
 import pytest
 from botocore.exceptions import ClientError
 
-from handlers import KINDS
-from runner import Outcome, Settings
-from runner.budget import Priority
-from runner.emulator import Emulator
-from runner.emulator.jobs import LATE_INGESTION
-from runner.types import Description
-from runner.watch import Update, newer
-from runner.watch.status import (
+from smrun import Outcome, Settings
+from smrun.budget import Priority
+from smrun.emulator import Emulator
+from smrun.emulator.jobs import LATE_INGESTION
+from smrun.handlers import KINDS
+from smrun.types import Description
+from smrun.watch import Update, newer
+from smrun.watch.status import (
     KindWatch,
     StatusWatch,
     Strategy,

@@ -22,11 +22,11 @@ from botocore.exceptions import ClientError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from handlers import KINDS
-from runner.aws import EnvironmentProblem
-from runner.budget import Priority
-from runner.watch import Update, newer
-from runner.watch.events import (
+from smrun.aws import EnvironmentProblem
+from smrun.budget import Priority
+from smrun.handlers import KINDS
+from smrun.watch import Update, newer
+from smrun.watch.events import (
     MIRRORS_DESCRIBE,
     EventQueue,
     EventQueueError,

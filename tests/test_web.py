@@ -27,7 +27,7 @@ import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 from playwright.async_api import Error as PlaywrightError
 
-from runner.emulator import Emulator
+from smrun.emulator import Emulator
 from tests.daemon_helpers import TOKEN, DaemonHandle, daemon_on, get, submit, wait_run
 from tests.test_daemon_restart import LINE, manifest, training_job
 

@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
-from handlers.workteam import KIND, adopt
-from runner import Outcome, Runner, Settings, StatusChanged, Submitted
-from runner.emulator import Emulator, FakeClock
-from runner.types import JobError, Phase
+from smrun import Outcome, Runner, Settings, StatusChanged, Submitted
+from smrun.emulator import Emulator, FakeClock
+from smrun.handlers.workteam import KIND, adopt
+from smrun.types import JobError, Phase
 from tests.helpers import emulator_config, error_of
 
 POOL = "us-east-1_AbCdEf123"

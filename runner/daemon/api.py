@@ -25,14 +25,14 @@ from typing import Any
 import anyio
 from aiohttp import web
 
-from runner.daemon.metrics import Metrics
-from runner.daemon.openapi import openapi_document
-from runner.daemon.service import Daemon
-from runner.daemon.views import TIMELINE_TYPES, WAITING, job_views, run_view, sse_block
-from runner.errors import describe
-from runner.manifest import ManifestError
-from runner.store import RunConflict, RunRecord, RunStatus
-from runner.types import Outcome
+from smrun.daemon.metrics import Metrics
+from smrun.daemon.openapi import openapi_document
+from smrun.daemon.service import Daemon
+from smrun.daemon.views import TIMELINE_TYPES, WAITING, job_views, run_view, sse_block
+from smrun.errors import describe
+from smrun.manifest import ManifestError
+from smrun.store import RunConflict, RunRecord, RunStatus
+from smrun.types import Outcome
 
 MAX_BODY = 5 * 1024 * 1024  # a manifest of 10,000 matrix items is well under this
 KEEPALIVE = 15.0
@@ -46,7 +46,7 @@ METRICS_KEY = web.AppKey("metrics", Metrics)
 
 
 def static_dir() -> Path:
-    return Path(str(resources.files("runner.daemon").joinpath("static")))
+    return Path(str(resources.files("smrun.daemon").joinpath("static")))
 
 
 def error(status: int, message: str, errors: Sequence[str] = ()) -> web.Response:
@@ -101,9 +101,17 @@ def create_app(daemon: Daemon, *, token: str | None, metrics: Metrics,
         web.get("/v1/runs/{run_id}/jobs/{job}/logs", api.job_logs),
         web.get("/v1/runs/{run_id}/jobs/{job}/trials", api.trials),
         web.get("/", api.index),
-        web.static("/static", static),
+        # the page's files by name: nothing else under static/ is served
+        *(web.get(f"/static/{path.name}", _file(path)) for path in sorted(static.iterdir())
+          if path.suffix in (".js", ".css")),
     ])
     return app
+
+
+def _file(path: Path) -> Handler:
+    async def serve(request: web.Request) -> web.StreamResponse:
+        return web.FileResponse(path)
+    return serve
 
 
 class _Api:

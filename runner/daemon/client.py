@@ -1,7 +1,7 @@
 """A client of the daemon's API: what ``smrun submit | status | logs | stop`` use.
 
 The event streams come back as the events the daemon's runs published
-(:func:`runner.events.from_record`), so a terminal shows a daemon's run with
+(:func:`smrun.events.from_record`), so a terminal shows a daemon's run with
 the same live table and lines as ``smrun run``. A stream that drops (the
 daemon restarted, a proxy timed out) is opened again with ``Last-Event-ID``:
 nothing is missed and nothing comes twice.

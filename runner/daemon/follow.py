@@ -1,7 +1,7 @@
 """A daemon's run in a terminal: the live table and lines of ``smrun run``, and plain tables.
 
 :func:`follow_run` reads the run's event stream (log lines included) and
-hands each event to a :class:`~runner.console.Console`, so a person sees a
+hands each event to a :class:`~smrun.console.Console`, so a person sees a
 run on a daemon as if it ran in their terminal, and a script gets the same
 JSON lines. The exit code is that of ``smrun run``: 0 when the run
 succeeded, 1 when it failed or was stopped.
@@ -13,11 +13,11 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from runner.console import Console
-from runner.daemon.client import Client
-from runner.events import Finished, from_record
-from runner.kfp import EXIT_FAILED, EXIT_OK
-from runner.types import JobResult
+from smrun.console import Console
+from smrun.daemon.client import Client
+from smrun.events import Finished, from_record
+from smrun.kfp import EXIT_FAILED, EXIT_OK
+from smrun.types import JobResult
 
 _EVENT_TYPES = ("submitted", "status", "log", "notice", "finished")
 

@@ -1,6 +1,6 @@
 """The OpenAPI 3.1 document of the daemon's API (served at ``/openapi.json``).
 
-Written by hand beside the routes of :mod:`runner.daemon.api`; a test runs
+Written by hand beside the routes of :mod:`smrun.daemon.api`; a test runs
 the server against it (schemathesis), so the two can't drift apart unseen.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from runner.store import RunStatus
+from smrun.store import RunStatus
 
 VERSION = "1"
 

@@ -28,17 +28,17 @@ import anyio
 from aiohttp import web
 from anyio.abc import TaskStatus
 
-from runner.aws import AwsConfig
-from runner.daemon.api import create_app
-from runner.daemon.metrics import Metrics
-from runner.daemon.service import Daemon, DaemonSettings, new_owner
-from runner.daemon.submissions import consume
-from runner.engine import Engine
-from runner.kind import Kind
-from runner.manifest import DEFAULT_MAX_MATRIX
-from runner.settings import Settings
-from runner.store import Store
-from runner.store.open import open_store
+from smrun.aws import AwsConfig
+from smrun.daemon.api import create_app
+from smrun.daemon.metrics import Metrics
+from smrun.daemon.service import Daemon, DaemonSettings, new_owner
+from smrun.daemon.submissions import consume
+from smrun.engine import Engine
+from smrun.kind import Kind
+from smrun.manifest import DEFAULT_MAX_MATRIX
+from smrun.settings import Settings
+from smrun.store import Store
+from smrun.store.open import open_store
 
 
 class DaemonError(Exception):
@@ -123,7 +123,7 @@ async def run_daemon(
     engine's clients, watchers and log readers still work, and only then is
     the engine closed. Error handling: a configuration that can't work
     raises :class:`DaemonError` before anything is served; a bad environment
-    raises :class:`runner.aws.EnvironmentProblem` from the engine's checks."""
+    raises :class:`smrun.aws.EnvironmentProblem` from the engine's checks."""
     check_token(config.host, config.token)
     stopping = anyio.Event()
 

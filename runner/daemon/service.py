@@ -2,8 +2,8 @@
 
 The daemon validates a submitted manifest (exactly as ``smrun validate``
 does), records it as a pending run, and drives every run it holds: each on
-the shared :class:`~runner.engine.Engine`, recorded by a
-:class:`~runner.recorder.StoreRecorder`. A heartbeat renews the leases of
+the shared :class:`~smrun.engine.Engine`, recorded by a
+:class:`~smrun.recorder.StoreRecorder`. A heartbeat renews the leases of
 the runs it holds, takes over unfinished runs nobody holds (new ones, and
 those of a daemon that died), and acts on stops asked through any daemon.
 
@@ -31,15 +31,15 @@ from typing import Any
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
-from runner.engine import Engine
-from runner.events import Event, Notice
-from runner.kind import Kind
-from runner.manifest import DEFAULT_MAX_MATRIX, Manifest, ManifestError, load_manifest
-from runner.recorder import StoreRecorder, run_record
-from runner.run import Run
-from runner.settings import OnCancel
-from runner.store import RunRecord, RunStatus, Store
-from runner.types import JobResult
+from smrun.engine import Engine
+from smrun.events import Event, Notice
+from smrun.kind import Kind
+from smrun.manifest import DEFAULT_MAX_MATRIX, Manifest, ManifestError, load_manifest
+from smrun.recorder import StoreRecorder, run_record
+from smrun.run import Run
+from smrun.settings import OnCancel
+from smrun.store import RunRecord, RunStatus, Store
+from smrun.types import JobResult
 
 
 @dataclass(frozen=True)
@@ -103,9 +103,9 @@ class Daemon:
     """``async with Daemon(engine, store) as daemon: await daemon.submit(text)``.
 
     Error handling: a manifest that does not validate raises
-    :class:`~runner.manifest.ManifestError` from :meth:`submit` and records
+    :class:`~smrun.manifest.ManifestError` from :meth:`submit` and records
     nothing; a run id reused for another manifest raises
-    :class:`~runner.store.RunConflict`. A run that fails to load when it is
+    :class:`~smrun.store.RunConflict`. A run that fails to load when it is
     taken over (a kind that this daemon lacks) is recorded failed, with the
     reason. Database errors while recording are retried by the recorder; a
     lost lease detaches the run.

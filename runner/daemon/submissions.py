@@ -1,7 +1,7 @@
 """Submissions from SQS: ``smrun daemon --queue SQS_URL``.
 
 :func:`consume` long-polls the queue and turns each message into a run of the
-daemon (:meth:`~runner.daemon.service.Daemon.submit`). A message body is one of:
+daemon (:meth:`~smrun.daemon.service.Daemon.submit`). A message body is one of:
 
 - a manifest, YAML or JSON text;
 - an S3 URI, ``s3://bucket/key``: the manifest is that object (UTF-8 text);
@@ -47,7 +47,7 @@ still handling are made visible again at once, for another daemon to take.
 
 Error handling: :func:`consume` never raises but for its cancellation (and a
 ``ValueError`` for bad arguments, at once). Throttling and transient faults
-are retried by ``call`` (:meth:`runner.aws.Aws.call`); any other error of
+are retried by ``call`` (:meth:`smrun.aws.Aws.call`); any other error of
 ReceiveMessage (access denied, no such queue, rejected credentials) is logged
 through ``log`` and the queue is polled again after a pause that doubles up to
 ``retry_pause_max``. Errors of the other calls are logged, and the message
@@ -73,12 +73,12 @@ from typing import Any, Protocol
 import anyio
 from botocore.exceptions import ClientError, ParamValidationError
 
-from runner.aws import LONG_POLL_SECONDS
-from runner.budget import Priority
-from runner.daemon.service import Daemon
-from runner.errors import ErrorClass, classify, describe, is_aws_error
-from runner.manifest import ManifestError
-from runner.store import RunConflict
+from smrun.aws import LONG_POLL_SECONDS
+from smrun.budget import Priority
+from smrun.daemon.service import Daemon
+from smrun.errors import ErrorClass, classify, describe, is_aws_error
+from smrun.manifest import ManifestError
+from smrun.store import RunConflict
 
 MAX_BATCH = 10  # ReceiveMessage's MaxNumberOfMessages, ChangeMessageVisibilityBatch's entries
 VISIBILITY_TIMEOUT = 60  # seconds a received message stays hidden, renewed while handled
@@ -113,7 +113,7 @@ Log = Callable[[str, str], None]  # (level, message)
 
 
 class Call(Protocol):
-    """:meth:`runner.aws.Aws.call`: one AWS call through the budgets and retries."""
+    """:meth:`smrun.aws.Aws.call`: one AWS call through the budgets and retries."""
 
     def __call__(
         self, service: str, operation: str, *, priority: Priority = ..., **params: Any
@@ -342,7 +342,7 @@ async def consume(
     """Take submissions from the SQS queue at ``queue_url`` until cancelled
     (see the module for what becomes of each message).
 
-    ``call`` is :meth:`runner.aws.Aws.call` (``engine.require_aws().call``);
+    ``call`` is :meth:`smrun.aws.Aws.call` (``engine.require_aws().call``);
     ``log`` gets ``(level, message)``, as the daemon's own log. A message is
     hidden ``visibility_timeout`` seconds when received, and that again every
     ``extend_every`` seconds while it is handled. The queue's redrive policy

@@ -12,9 +12,9 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from runner.kind import Kind, console_links
-from runner.manifest import Manifest
-from runner.store import JobRecord, RunRecord, StoredEvent
+from smrun.kind import Kind, console_links
+from smrun.manifest import Manifest
+from smrun.store import JobRecord, RunRecord, StoredEvent
 
 WAITING = "waiting"
 RUNNING = "running"

@@ -29,7 +29,7 @@ Codes, messages and statuses, and where they were checked:
   protocol, also names it ``AccessDenied`` in its ``x-amzn-query-error``
   header, and botocore reports that code.
 
-The STS (query protocol) equivalents are in :mod:`runner.emulator.sts`.
+The STS (query protocol) equivalents are in :mod:`smrun.emulator.sts`.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Literal, cast, get_args
 
-from runner.emulator.protocol import ApiError, load_service_model
+from smrun.emulator.protocol import ApiError, load_service_model
 
 KeyRefusal = Literal["invalid_key", "expired_token", "bad_signature"]
 KEY_REFUSALS: tuple[str, ...] = get_args(KeyRefusal)

@@ -1,6 +1,6 @@
 """EventBridge: the default event bus, its rules and targets, delivering to SQS.
 
-Rules match events by pattern (:mod:`runner.emulator.patterns`); each event a
+Rules match events by pattern (:mod:`smrun.emulator.patterns`); each event a
 rule matches is delivered to every target of the rule at once, in process,
 when the target is one of the emulator's SQS queues. The message body is the
 event as EventBridge delivers it: a compact JSON object of ``version`` ("0"),
@@ -25,7 +25,7 @@ required, Detail a JSON object, a 256 KiB request at most) and answers per
 entry, with an EventId or an ErrorCode. Like AWS, it refuses ``aws.*``
 sources from callers: those events come only from AWS's services, which here
 means from the emulator's own SageMaker, through :meth:`EventBus.put_events`
-with ``trusted=True`` (:mod:`runner.emulator.eventbridge`).
+with ``trusted=True`` (:mod:`smrun.emulator.eventbridge`).
 
 Only the default bus exists; another is ResourceNotFoundException. Guessed:
 DeleteRule of a rule that does not exist succeeds; the wording of the
@@ -43,9 +43,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from runner.emulator.patterns import Pattern, PatternError, matches, parse_pattern
-from runner.emulator.protocol import ApiError, Params, ServiceProtocol
-from runner.emulator.queues import SqsService
+from smrun.emulator.patterns import Pattern, PatternError, matches, parse_pattern
+from smrun.emulator.protocol import ApiError, Params, ServiceProtocol
+from smrun.emulator.queues import SqsService
 
 DEFAULT_BUS = "default"
 MAX_TARGETS = 5  # per rule

@@ -42,7 +42,7 @@ endpoint (the config's win; AddTags on either applies to the next deployment):
 Every change of EndpointStatus is announced (EventBridge, "SageMaker Endpoint
 State Change") and moves the endpoint in the ListEndpoints index.
 
-Instances count against the account's quotas (:mod:`runner.emulator.quotas`):
+Instances count against the account's quotas (:mod:`smrun.emulator.quotas`):
 each variant's InitialInstanceCount of its InstanceType. CreateEndpoint and
 UpdateEndpoint are refused (ResourceLimitExceeded) when the config to deploy
 would go over one; an update counts the new fleet on top of the one serving,
@@ -67,11 +67,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from runner.emulator.listing import ListIndex
-from runner.emulator.model import Models
-from runner.emulator.protocol import ApiError, Params
-from runner.emulator.quotas import Demand
-from runner.emulator.resources import Result, SageMaker, StateChange, TagReader, paginate
+from smrun.emulator.listing import ListIndex
+from smrun.emulator.model import Models
+from smrun.emulator.protocol import ApiError, Params
+from smrun.emulator.quotas import Demand
+from smrun.emulator.resources import Result, SageMaker, StateChange, TagReader, paginate
 
 DEFAULT_DURATION = 4.0
 DEFAULT_ROLLBACK_DURATION = 1.0

@@ -6,7 +6,7 @@ So, while it publishes, the emulator sends one event for each
 change of status or secondary status of every training, processing,
 transform, tuning and labeling job and every endpoint, at the moment the
 change happens on the emulator's clock (the kinds announce their changes from
-the scheduler, see :class:`~runner.emulator.resources.StateChange`).
+the scheduler, see :class:`~smrun.emulator.resources.StateChange`).
 
 Each event is AWS's: ``Source`` ``aws.sagemaker``, the kind's ``DetailType``
 (``SageMaker Training Job State Change``, ...), ``Resources`` the resource's
@@ -23,7 +23,7 @@ It publishes in one of two ways:
 
 - given an EventBridge endpoint (``url``: moto, or a real one), through
   ``PutEvents`` calls (an aiobotocore client, SigV4-signed with dummy keys);
-- without one, to the emulator's own bus (:mod:`runner.emulator.bus`), in
+- without one, to the emulator's own bus (:mod:`smrun.emulator.bus`), in
   process, whenever that bus has an enabled rule with a target: the path
   ``smrun events setup`` makes, from the SageMaker of the emulator to its SQS.
 
@@ -58,8 +58,8 @@ from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError
 
-from runner.emulator.bus import EventBus
-from runner.emulator.resources import SageMaker, StateChange
+from smrun.emulator.bus import EventBus
+from smrun.emulator.resources import SageMaker, StateChange
 
 SOURCE = "aws.sagemaker"
 MAX_ENTRIES = 10  # PutEvents takes at most 10 entries a call

@@ -5,11 +5,11 @@ A kind module subclasses :class:`EmulatedJob` (how one job looks and logs) and
 :class:`JobTable` (the operations, named after its noun, e.g.
 ``ProcessingJob`` gives CreateProcessingJob, DescribeProcessingJob,
 ListProcessingJobs and StopProcessingJob). Everything is fixed at creation and
-read at the world's time, as :mod:`runner.emulator.resources` explains.
+read at the world's time, as :mod:`smrun.emulator.resources` explains.
 
 Each transition of a job's timeline is also put on the scheduler, so that at
 the moment it happens on the clock the kind's List* index moves the job (its
-status and LastModifiedTime) and a :class:`~runner.emulator.resources.StateChange`
+status and LastModifiedTime) and a :class:`~smrun.emulator.resources.StateChange`
 goes to whoever listens (EventBridge). A stop rewrites the timeline; the
 transitions it cancels find themselves gone when they fall due and do nothing.
 """
@@ -22,10 +22,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from runner.emulator.listing import ListIndex
-from runner.emulator.protocol import ApiError, Params
-from runner.emulator.quotas import Demand
-from runner.emulator.resources import NOT_FOUND, Result, SageMaker, StateChange
+from smrun.emulator.listing import ListIndex
+from smrun.emulator.protocol import ApiError, Params
+from smrun.emulator.quotas import Demand
+from smrun.emulator.resources import NOT_FOUND, Result, SageMaker, StateChange
 
 LATE_INGESTION = 0.5  # seconds the last line of a stream reaches CloudWatch after the end
 TERMINAL = frozenset({"Completed", "Failed", "Stopped"})
@@ -148,7 +148,7 @@ class JobTable(Generic[J]):
     ``log_group``, and implement :meth:`new_job`; :meth:`check` may refuse a
     request before anything is created. A kind whose jobs run on instances
     tells them by :meth:`demand`: a new job is admitted against the account's
-    quotas (:mod:`runner.emulator.quotas`) before it exists, and holds its
+    quotas (:mod:`smrun.emulator.quotas`) before it exists, and holds its
     instances until it turns terminal.
     """
 

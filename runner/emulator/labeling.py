@@ -20,7 +20,7 @@ terminal. A stopped job writes nothing after the stop.
 
 ``HumanTaskConfig.WorkteamArn`` naming a private team
 (``:workteam/private-crowd/``) must name a team of
-:mod:`runner.emulator.workteam`, or CreateLabelingJob fails with a
+:mod:`smrun.emulator.workteam`, or CreateLabelingJob fails with a
 ValidationException, as SageMaker's does; public and vendor teams are taken
 as given.
 
@@ -48,7 +48,7 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from runner.emulator.jobs import (
+from smrun.emulator.jobs import (
     LATE_INGESTION,
     EmulatedJob,
     JobTable,
@@ -56,9 +56,9 @@ from runner.emulator.jobs import (
     Timeline,
     Transition,
 )
-from runner.emulator.protocol import ApiError, Params
-from runner.emulator.resources import Result, SageMaker, TagReader
-from runner.emulator.workteam import Workteams
+from smrun.emulator.protocol import ApiError, Params
+from smrun.emulator.resources import Result, SageMaker, TagReader
+from smrun.emulator.workteam import Workteams
 
 LOG_GROUP = "/aws/sagemaker/LabelingJobs"
 DEFAULT_DURATION = 6.0

@@ -7,7 +7,7 @@ kind keeps a :class:`ListIndex` of its resources, sorted four ways: by
 creation time, by name, by LastModifiedTime and by status. The kind tells the
 index of every status change at the moment it happens on the emulator's clock
 (the kinds drive their timelines through the scheduler, see
-:mod:`runner.emulator.jobs`), so the index agrees with Describe* at any time.
+:mod:`smrun.emulator.jobs`), so the index agrees with Describe* at any time.
 
 A query picks the cheapest way in. With a LastModifiedTime bound, a
 StatusEquals that applies before the page is chosen, or a CreationTime bound
@@ -36,8 +36,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from runner.emulator.protocol import ApiError, Params
-from runner.emulator.resources import Result, make_page_token, read_page_token
+from smrun.emulator.protocol import ApiError, Params
+from smrun.emulator.resources import Result, make_page_token, read_page_token
 
 T = TypeVar("T")
 

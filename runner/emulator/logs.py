@@ -55,7 +55,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from runner.emulator.protocol import ApiError, Params, ServiceProtocol
+from smrun.emulator.protocol import ApiError, Params, ServiceProtocol
 
 Handler = Callable[[Params], dict[str, Any]]
 

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from runner.emulator.protocol import ApiError, Params
-from runner.emulator.resources import Result, SageMaker, paginate
+from smrun.emulator.protocol import ApiError, Params
+from smrun.emulator.resources import Result, SageMaker, paginate
 
 
 @dataclass

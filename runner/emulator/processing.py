@@ -29,14 +29,14 @@ Behaviour tags (in the request's ``Tags``; all optional):
 
 A job holds its ``ProcessingResources.ClusterConfig`` instances until it is
 terminal; a create over one of the account's quotas is refused
-(:mod:`runner.emulator.quotas`).
+(:mod:`smrun.emulator.quotas`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from runner.emulator.jobs import (
+from smrun.emulator.jobs import (
     LATE_INGESTION,
     EmulatedJob,
     JobTable,
@@ -44,9 +44,9 @@ from runner.emulator.jobs import (
     Transition,
     spread,
 )
-from runner.emulator.protocol import Params
-from runner.emulator.quotas import Demand
-from runner.emulator.resources import Result, SageMaker, TagReader
+from smrun.emulator.protocol import Params
+from smrun.emulator.quotas import Demand
+from smrun.emulator.resources import Result, SageMaker, TagReader
 
 LOG_GROUP = "/aws/sagemaker/ProcessingJobs"
 DEFAULT_DURATION = 6.0

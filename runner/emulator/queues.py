@@ -36,7 +36,7 @@ As AWS documents it:
   succeeds; with an older handle of a message received again since, "the
   request succeeds, but the message might not be deleted": here it never is;
 - errors carry SQS's legacy query codes in ``x-amzn-query-error``
-  (:mod:`runner.emulator.protocol`), so that botocore reports
+  (:mod:`smrun.emulator.protocol`), so that botocore reports
   ``AWS.SimpleQueueService.NonExistentQueue`` for a missing queue.
 
 Guessed, or left out:
@@ -71,7 +71,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from runner.emulator.protocol import ApiError, Params, ServiceProtocol
+from smrun.emulator.protocol import ApiError, Params, ServiceProtocol
 
 MAX_BATCH = 10  # entries of a *Batch call, and messages of a ReceiveMessage
 MAX_RECEIVE_WAIT = 20  # seconds of a long poll
@@ -394,7 +394,7 @@ class SqsService:
     ``origin`` gives the URL the current request reached the emulator at (the
     start of every queue URL); ``clock`` is the emulator's clock.
     :meth:`queue_at` and :meth:`send` are the way in for EventBridge's
-    deliveries (:mod:`runner.emulator.bus`)."""
+    deliveries (:mod:`smrun.emulator.bus`)."""
 
     def __init__(
         self, *, region: str, account: str, clock: Callable[[], float], origin: Callable[[], str]

@@ -76,7 +76,7 @@ from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from runner.emulator.protocol import ApiError
+from smrun.emulator.protocol import ApiError
 
 INSTANCES = "Instances"
 JOBS = "Jobs"

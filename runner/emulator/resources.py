@@ -17,7 +17,7 @@ falls due; advancing is idempotent, so that changes nothing of the above.)
 Kinds announce each change of a resource's status as a :class:`StateChange`
 to :attr:`SageMaker.listeners`, from the scheduler, at the moment it happens.
 Kinds whose resources run on instances admit each create through
-:attr:`SageMaker.concurrency` (the account's quotas, :mod:`runner.emulator.quotas`)
+:attr:`SageMaker.concurrency` (the account's quotas, :mod:`smrun.emulator.quotas`)
 before anything exists, and tell it when the instances are let go.
 """
 
@@ -35,9 +35,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
-from runner.emulator.logs import LogStore
-from runner.emulator.protocol import ApiError, Params, ServiceProtocol
-from runner.emulator.quotas import Concurrency
+from smrun.emulator.logs import LogStore
+from smrun.emulator.protocol import ApiError, Params, ServiceProtocol
+from smrun.emulator.quotas import Concurrency
 
 Result = dict[str, Any]
 Handler = Callable[[Params], "Result | Awaitable[Result]"]
@@ -309,7 +309,7 @@ class Listing:
     StatusEquals, CreationTime*/LastModifiedTime*, SortBy (Name, CreationTime,
     Status), SortOrder, MaxResults and NextToken over the summaries of every
     resource. The List* of a whole kind is answered from its index instead
-    (:mod:`runner.emulator.listing`).
+    (:mod:`smrun.emulator.listing`).
     """
 
     name: str  # the summary member naming a resource, e.g. "TrainingJobName"

@@ -6,21 +6,21 @@ service (``SageMaker``, ``Logs_20140328``, ``AmazonSQS``, ``AWSEvents``); each
 service brings its protocol (from botocore's model) and a table of handlers,
 so this module knows nothing about any resource kind. A request without that
 header that is form-encoded, or signed for ``sts`` in its SigV4 credential
-scope, is an STS query-protocol call (:mod:`runner.emulator.sts`).
+scope, is an STS query-protocol call (:mod:`smrun.emulator.sts`).
 
 Signatures are not checked, but an ``Authorization`` header must be present,
 as every signed AWS call has one. The one thing checked about it is the
 access key id in its credential scope: a key on the FaultConfig's
 ``refused_keys`` list is turned away as AWS turns away an unknown key, an
-expired token or a bad signature (:mod:`runner.emulator.auth`). Operations on
+expired token or a bad signature (:mod:`smrun.emulator.auth`). Operations on
 its ``deny`` lists get AccessDenied.
 
-Every request is counted by operation and second (:mod:`runner.emulator.rates`).
-Every state change of every job kind is published (:mod:`runner.emulator.eventbridge`)
+Every request is counted by operation and second (:mod:`smrun.emulator.rates`).
+Every state change of every job kind is published (:mod:`smrun.emulator.eventbridge`)
 to an EventBridge endpoint when one is given (``events_url``), else to the
-emulator's own bus (:mod:`runner.emulator.bus`) whenever it has an enabled
+emulator's own bus (:mod:`smrun.emulator.bus`) whenever it has an enabled
 rule with a target, which delivers to the emulator's own queues
-(:mod:`runner.emulator.queues`). While events are published either way, the
+(:mod:`smrun.emulator.queues`). While events are published either way, the
 world is also advanced in the background, at each moment something falls due,
 so that events go out when their change happens even while no request comes in.
 
@@ -38,7 +38,7 @@ a null url stops publishing there, and events go to the own bus whenever it
 has listeners),
 ``GET /_emulator/quotas`` and ``POST /_emulator/quotas`` (a JSON object of
 service quota name -> limit, replacing them; 400 for an unknown name or a
-limit that is not a number >= 0; see :mod:`runner.emulator.quotas`),
+limit that is not a number >= 0; see :mod:`smrun.emulator.quotas`),
 ``GET /_emulator/concurrency`` (per job family, the current and peak jobs and
 instances, per instance type too, since the last reset; the usage of every
 quota; refusals per quota) and ``POST /_emulator/concurrency`` (start the
@@ -61,7 +61,7 @@ from typing import Any
 
 from aiohttp import web
 
-from runner.emulator.auth import (
+from smrun.emulator.auth import (
     Identities,
     KeyRefusal,
     access_denied,
@@ -71,15 +71,15 @@ from runner.emulator.auth import (
     refusal_error,
     resource_arn,
 )
-from runner.emulator.bus import EventBus
-from runner.emulator.eventbridge import EventFaults, EventPublisher
-from runner.emulator.logs import FILTER_SCAN_LIMIT, LogsService, LogStore
-from runner.emulator.protocol import ApiError, ServiceProtocol, decode_body
-from runner.emulator.queues import SqsService
-from runner.emulator.quotas import Quotas
-from runner.emulator.rates import RateCounter
-from runner.emulator.resources import Handler, SageMaker, Scheduler, call_handler, install_kinds
-from runner.emulator.sts import (
+from smrun.emulator.bus import EventBus
+from smrun.emulator.eventbridge import EventFaults, EventPublisher
+from smrun.emulator.logs import FILTER_SCAN_LIMIT, LogsService, LogStore
+from smrun.emulator.protocol import ApiError, ServiceProtocol, decode_body
+from smrun.emulator.queues import SqsService
+from smrun.emulator.quotas import Quotas
+from smrun.emulator.rates import RateCounter
+from smrun.emulator.resources import Handler, SageMaker, Scheduler, call_handler, install_kinds
+from smrun.emulator.sts import (
     FORM_CONTENT_TYPE,
     XML_CONTENT_TYPE,
     StsService,
@@ -199,7 +199,7 @@ class Emulator:
 
     ``async with Emulator() as emu:`` starts it on a free port; point clients
     at ``emu.url``. ``clock`` is the only source of time (pass a
-    :class:`~runner.emulator.resources.FakeClock` to drive it by hand).
+    :class:`~smrun.emulator.resources.FakeClock` to drive it by hand).
     ``identities`` maps access key ids to the principal ARNs STS names for
     them (by default an IAM user of ``account`` named after the key).
     ``events_url`` is an EventBridge endpoint to publish every state change
@@ -207,7 +207,7 @@ class Emulator:
     one, changes go to the emulator's own bus (:attr:`bus`) while it has an
     enabled rule with a target. ``quotas`` are the account's service quotas,
     by name (settable later: :attr:`quotas`); a create over one is refused
-    with ResourceLimitExceeded (:mod:`runner.emulator.quotas`). None by default.
+    with ResourceLimitExceeded (:mod:`smrun.emulator.quotas`). None by default.
     """
 
     def __init__(

@@ -35,8 +35,8 @@ from urllib.parse import parse_qsl
 
 from botocore.model import OperationModel
 
-from runner.emulator.auth import Identities
-from runner.emulator.protocol import ApiError, load_service_model
+from smrun.emulator.auth import Identities
+from smrun.emulator.protocol import ApiError, load_service_model
 
 XML_CONTENT_TYPE = "text/xml"
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"

@@ -31,7 +31,7 @@ Behaviour tags (in the request's ``Tags``; all optional):
 
 A job holds its ``ResourceConfig`` instances (or its ``InstanceGroups``') until
 it is terminal; a create over one of the account's quotas is refused
-(:mod:`runner.emulator.quotas`).
+(:mod:`smrun.emulator.quotas`).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
-from runner.emulator.jobs import (
+from smrun.emulator.jobs import (
     LATE_INGESTION,
     TERMINAL,
     EmulatedJob,
@@ -49,9 +49,9 @@ from runner.emulator.jobs import (
     Timeline,
     Transition,
 )
-from runner.emulator.protocol import ApiError, Params
-from runner.emulator.quotas import Demand
-from runner.emulator.resources import Result, SageMaker, TagReader, stable_fraction
+from smrun.emulator.protocol import ApiError, Params
+from smrun.emulator.quotas import Demand
+from smrun.emulator.resources import Result, SageMaker, TagReader, stable_fraction
 
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 DEFAULT_DURATION = 6.0

@@ -32,7 +32,7 @@ Behaviour tags (in the request's ``Tags``; all optional):
     seconds from StopTransformJob to Stopped (default 1).
 
 A job holds its ``TransformResources`` instances until it is terminal; a create
-over one of the account's quotas is refused (:mod:`runner.emulator.quotas`).
+over one of the account's quotas is refused (:mod:`smrun.emulator.quotas`).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 
-from runner.emulator.jobs import (
+from smrun.emulator.jobs import (
     LATE_INGESTION,
     EmulatedJob,
     JobTable,
@@ -48,9 +48,9 @@ from runner.emulator.jobs import (
     Transition,
     spread,
 )
-from runner.emulator.protocol import ApiError, Params
-from runner.emulator.quotas import Demand
-from runner.emulator.resources import Result, SageMaker, TagReader, call_handler
+from smrun.emulator.protocol import ApiError, Params
+from smrun.emulator.quotas import Demand
+from smrun.emulator.resources import Result, SageMaker, TagReader, call_handler
 
 LOG_GROUP = "/aws/sagemaker/TransformJobs"
 DEFAULT_DURATION = 6.0

@@ -32,7 +32,7 @@ A tuning job counts against ``Number of concurrent hyperparameter tuning
 jobs`` until it ends, and its children against the training quotas; a child a
 quota refuses fails the tuning job with that refusal as its FailureReason
 (``ClientError: The account-level service limit ...``), see
-:mod:`runner.emulator.quotas`.
+:mod:`smrun.emulator.quotas`.
 
 Not emulated: early stopping, ``TuningJobCompletionCriteria``,
 ``ResourceLimits.MaxRuntimeInSeconds``, retries of children, Autotune (echoed).
@@ -50,7 +50,7 @@ Behaviour tags (in the request's ``Tags``; all optional):
     ``Completed`` (default) or ``Failed``: every child fails, so the tuning
     job does.
 ``smrun:emulator:failure-reason``, ``log-lines``, ``stop-delay``, ``stream-delay``
-    passed to every child as they are (see :mod:`runner.emulator.training`).
+    passed to every child as they are (see :mod:`smrun.emulator.training`).
 """
 
 from __future__ import annotations
@@ -62,11 +62,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from runner.emulator.jobs import TERMINAL
-from runner.emulator.listing import ListIndex
-from runner.emulator.protocol import ApiError, Params
-from runner.emulator.quotas import Demand
-from runner.emulator.resources import (
+from smrun.emulator.jobs import TERMINAL
+from smrun.emulator.listing import ListIndex
+from smrun.emulator.protocol import ApiError, Params
+from smrun.emulator.quotas import Demand
+from smrun.emulator.resources import (
     BEHAVIOUR_TAG_PREFIX,
     Listing,
     Result,
@@ -75,7 +75,7 @@ from runner.emulator.resources import (
     TagReader,
     stable_fraction,
 )
-from runner.emulator.training import TrainingJob, TrainingJobs
+from smrun.emulator.training import TrainingJob, TrainingJobs
 
 DEFAULT_MAX_JOBS = 10
 DETAIL_TYPE = "SageMaker HyperParameter Tuning Job State Change"

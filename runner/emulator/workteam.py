@@ -4,7 +4,7 @@ A workteam has no lifecycle: CreateWorkteam makes it at once and
 DescribeWorkteam answers ``{"Workteam": {...}}``. Its ARN is
 ``arn:aws:sagemaker:{region}:{account}:workteam/private-crowd/{name}``, the
 form a labeling job's ``HumanTaskConfig.WorkteamArn`` names (the labeling
-jobs of :mod:`runner.emulator.labeling` look their team up here).
+jobs of :mod:`smrun.emulator.labeling` look their team up here).
 
 Every team belongs to a private workforce (``WorkforceName``, default
 ``default``). A workforce authenticates its workers one way: the first team
@@ -22,8 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from runner.emulator.protocol import ApiError, Params
-from runner.emulator.resources import Result, SageMaker, paginate, stable_fraction
+from smrun.emulator.protocol import ApiError, Params
+from smrun.emulator.resources import Result, SageMaker, paginate, stable_fraction
 
 DEFAULT_WORKFORCE = "default"
 # The members UpdateWorkteam may change.

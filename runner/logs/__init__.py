@@ -36,7 +36,7 @@ What we rely on in CloudWatch Logs
 
 How it reads
 ------------
-Each stream has a position (:mod:`runner.logs.positions`): the newest
+Each stream has a position (:mod:`smrun.logs.positions`): the newest
 timestamp printed, the ids printed within the windows behind it, and where
 its next read starts. A read of a batch starts at the earliest start of its
 streams; events already printed (by id) or older than the stream's horizon
@@ -44,20 +44,20 @@ are dropped, the rest are published merged by timestamp (a stream's own order
 is never changed), the job's sinks are flushed once, then the positions are
 saved (``on_token``), so a saved position never runs ahead of the lines.
 
-- Batching (:func:`runner.logs.plan.plan_batches`): every ``poll_interval``
+- Batching (:func:`smrun.logs.plan.plan_batches`): every ``poll_interval``
   the due streams of a group are sorted by start and cut into batches of 100
   names, and again where a start lies more than ``batch_spread`` (15 s)
   after the batch's first: a stream far behind never drags 99 others back.
   Streams never read yet are batched only with each other (they read from
   their head). A stream that gave lines is due every round, a quiet one backs
-  off up to ``idle_max`` (:func:`runner.logs.follow.next_read_delay`).
+  off up to ``idle_max`` (:func:`smrun.logs.follow.next_read_delay`).
 - Windows: a live read starts ``window`` (10 s) behind the stream's newest
   printed line, so late-visible lines are found and, by id, printed once. A
   quiet stream follows its batch ``stall`` (60 s) behind the batch's newest
   line. Ids are kept for ``max(window, drain_window)`` behind the newest line:
   about that many seconds of each stream's lines in memory (at 5 lines/s,
   150 ids a stream; 300,000 ids for 2,000 streams).
-- Discovery (:func:`runner.logs.plan.rediscovery_delay`): one queue per
+- Discovery (:func:`smrun.logs.plan.rediscovery_delay`): one queue per
   group. A job's prefix is first listed ``discover_interval`` after it is
   followed (at once when it has saved positions: an attach after a restart),
   then, while it has no stream, after ``discover_interval`` doubling up to
@@ -94,7 +94,7 @@ saved (``on_token``), so a saved position never runs ahead of the lines.
 - Drain: after the terminal status (``since``), each of the job's streams
   is read ``drain_window`` (30 s) behind its newest line: at once, then every
   round while its reads find lines, then once more when ``drain_grace`` has
-  passed (:func:`runner.logs.plan.drain_read_due`); when a read that started
+  passed (:func:`smrun.logs.plan.drain_read_due`); when a read that started
   after the grace found nothing new for every stream, its prefixes are listed
   once more (FINISH) and new streams are drained too; the drain returns when
   a listing finds nothing new.
@@ -186,7 +186,7 @@ from typing import Protocol
 
 import anyio
 
-from runner.logs.follow import (
+from smrun.logs.follow import (
     DESCRIBE_PAGE,
     FollowerStats,
     LogFollower,
@@ -199,8 +199,8 @@ from runner.logs.follow import (
     next_read_delay,
     stream_at_end,
 )
-from runner.logs.hub import HubStats, JobLogs, LogHub
-from runner.logs.plan import (
+from smrun.logs.hub import HubStats, JobLogs, LogHub
+from smrun.logs.plan import (
     Batch,
     Due,
     discovery_rank,
@@ -208,8 +208,8 @@ from runner.logs.plan import (
     plan_batches,
     rediscovery_delay,
 )
-from runner.logs.positions import Position, format_position, parse_position, read_start
-from runner.types import LogSource
+from smrun.logs.positions import Position, format_position, parse_position, read_start
+from smrun.types import LogSource
 
 
 class Follower(Protocol):

@@ -3,7 +3,7 @@
 This is the per-job reader: one GetLogEvents call per stream and round, one
 DescribeLogStreams pass per job and discovery. It is the ``describe``
 strategy's reader for a few jobs and the fallback; many jobs share the
-batched reader of :mod:`runner.logs.hub` instead.
+batched reader of :mod:`smrun.logs.hub` instead.
 
 The rules come from the "CloudWatch Logs layout" section of the SageMaker
 reference, each one a way earlier tools lost lines:
@@ -38,11 +38,11 @@ from typing import Any, TypeVar
 
 import anyio
 
-from runner.budget import Priority
-from runner.errors import is_not_found, is_throttling
-from runner.events import LogLine
-from runner.logs.positions import parse_position
-from runner.types import LogSource
+from smrun.budget import Priority
+from smrun.errors import is_not_found, is_throttling
+from smrun.events import LogLine
+from smrun.logs.positions import parse_position
+from smrun.types import LogSource
 
 # DescribeLogStreams rejects a larger limit
 DESCRIBE_PAGE = 50

@@ -6,15 +6,15 @@
   group, the most urgent first), and hands each new name to every job whose
   prefix it starts with;
 - every ``poll_interval`` plans the streams that are due into FilterLogEvents
-  searches of up to 100 names (:func:`runner.logs.plan.plan_batches`), reads
+  searches of up to 100 names (:func:`smrun.logs.plan.plan_batches`), reads
   each to the end of its pages, drops what was printed already (by
-  ``eventId``, :class:`runner.logs.positions.Position`) and publishes the rest
+  ``eventId``, :class:`smrun.logs.positions.Position`) and publishes the rest
   to each stream's job, merged by timestamp.
 
 :class:`JobLogs` is what a job holds: the same surface as the per-job
-:class:`runner.logs.follow.LogFollower` (``set_sources``, ``run``, ``drain``,
+:class:`smrun.logs.follow.LogFollower` (``set_sources``, ``run``, ``drain``,
 ``poke``, ``stats``). The design and its failure cases are written down in
-:mod:`runner.logs`.
+:mod:`smrun.logs`.
 """
 
 from __future__ import annotations
@@ -30,10 +30,10 @@ from typing import Any
 import anyio
 from anyio.abc import TaskGroup
 
-from runner.budget import Priority
-from runner.errors import is_not_found, is_throttling
-from runner.events import LogLine
-from runner.logs.follow import (
+from smrun.budget import Priority
+from smrun.errors import is_not_found, is_throttling
+from smrun.events import LogLine
+from smrun.logs.follow import (
     FollowerStats,
     LogsCall,
     check_prefixes,
@@ -42,16 +42,16 @@ from runner.logs.follow import (
     merge_round,
     next_read_delay,
 )
-from runner.logs.plan import (
+from smrun.logs.plan import (
     Due,
     discovery_rank,
     drain_read_due,
     plan_batches,
     rediscovery_delay,
 )
-from runner.logs.positions import Position, format_position, parse_position, read_start
-from runner.settings import Settings
-from runner.types import LogSource
+from smrun.logs.positions import Position, format_position, parse_position, read_start
+from smrun.settings import Settings
+from smrun.types import LogSource
 
 _MS = 1000
 
@@ -151,11 +151,11 @@ class LogHub:
     """The engine's CloudWatch Logs reader: ``async with LogHub(call=aws.call) as hub:``,
     then ``hub.follow(...)`` per job.
 
-    Timings are those of :class:`runner.settings.Settings` (see
+    Timings are those of :class:`smrun.settings.Settings` (see
     :meth:`from_settings`); ``rediscover_max`` is the longest wait between
     two listings of a job that has streams (the safety net,
-    :func:`runner.logs.plan.rediscovery_delay`); ``window``, ``stall`` and ``drain_window`` are
-    the lateness allowances of :mod:`runner.logs.positions`, in seconds of
+    :func:`smrun.logs.plan.rediscovery_delay`); ``window``, ``stall`` and ``drain_window`` are
+    the lateness allowances of :mod:`smrun.logs.positions`, in seconds of
     event timestamps. ``page_events`` caps a FilterLogEvents page (the tests
     use it to make pages small); ``clock`` times decisions and the drain's
     ``since``, ``wall_clock`` stamps the published lines.

@@ -1,7 +1,7 @@
 """The hub's decisions: which streams share a read, and when a prefix is listed again.
 
 Plain functions over plain data, tested without a network (see
-:mod:`runner.logs.hub` for the I/O around them).
+:mod:`smrun.logs.hub` for the I/O around them).
 """
 
 from __future__ import annotations

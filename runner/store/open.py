@@ -2,27 +2,27 @@
 
 from __future__ import annotations
 
-from runner.store import Store
+from smrun.store import Store
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
 def open_store(url_or_dir: str) -> Store:
     """A PostgreSQL URL (``postgresql://...`` or ``postgres://...``) is a
-    :class:`~runner.store.postgres.PostgresStore`; anything else is a state
+    :class:`~smrun.store.postgres.PostgresStore`; anything else is a state
     directory, whose ``journal.sqlite`` is a
-    :class:`~runner.store.sqlite.SqliteStore`. Not open yet: ``await store.open()``.
+    :class:`~smrun.store.sqlite.SqliteStore`. Not open yet: ``await store.open()``.
 
     Error handling: a PostgreSQL URL without asyncpg installed raises
     ImportError naming the extra to install."""
     if url_or_dir.lower().startswith(POSTGRES_SCHEMES):
         try:
-            from runner.store.postgres import PostgresStore
+            from smrun.store.postgres import PostgresStore
         except ImportError as error:  # asyncpg is the optional extra smrun[postgres]
             raise ImportError(
                 f"a PostgreSQL store needs asyncpg: pip install 'smrun[postgres]' ({error})"
             ) from error
         return PostgresStore(url_or_dir)
-    from runner.store.sqlite import SqliteStore
+    from smrun.store.sqlite import SqliteStore
 
     return SqliteStore.in_dir(url_or_dir)

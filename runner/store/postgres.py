@@ -25,7 +25,7 @@ from typing import Any
 
 import asyncpg
 
-from runner.store import (
+from smrun.store import (
     UNFINISHED,
     Batch,
     JobRecord,

@@ -1,7 +1,7 @@
 """The store in one SQLite file: for one daemon, or one ``smrun run``.
 
 The file is the journal's (``journal.sqlite`` under the state directory):
-its ``jobs`` and ``positions`` tables are :mod:`runner.journal`'s, unchanged,
+its ``jobs`` and ``positions`` tables are :mod:`smrun.journal`'s, unchanged,
 and ``runs`` and ``events`` are added beside them. WAL mode, so readers (a
 ``Journal`` in another process, say) never wait for the writer.
 
@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import anyio
 import anyio.to_thread
 
-from runner.store import (
+from smrun.store import (
     UNFINISHED,
     Batch,
     JobRecord,

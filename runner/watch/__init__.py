@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from runner.types import Description
+from smrun.types import Description
 
 
 @dataclass(frozen=True)

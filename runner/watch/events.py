@@ -1,9 +1,9 @@
 """The ``events`` status source: SageMaker's EventBridge state changes, read from SQS.
 
 Polling costs calls while nothing happens; SageMaker already tells EventBridge
-of every state change, and a rule (made by :mod:`runner.watch.setup`) puts
+of every state change, and a rule (made by :mod:`smrun.watch.setup`) puts
 those events in an SQS queue. :class:`EventQueue` long-polls that queue and
-hands each change to the engine as an :class:`~runner.watch.Update`, so a
+hands each change to the engine as an :class:`~smrun.watch.Update`, so a
 change reaches its job within a second or so, for one ReceiveMessage every
 20 s while nothing changes.
 
@@ -48,11 +48,11 @@ Being wrong about any of this costs the reconciling poll's delay, never a
 wrong outcome: a job's outcome is read from facts, which a describe completes.
 
 Error handling: :func:`parse_event` and :func:`newer` never raise.
-:meth:`EventQueue.run` relies on ``call`` (:meth:`runner.aws.Aws.call`) to retry
+:meth:`EventQueue.run` relies on ``call`` (:meth:`smrun.aws.Aws.call`) to retry
 throttling and transient faults; any other AWS error of ReceiveMessage or
 DeleteMessageBatch (access denied, no such queue, rejected credentials, a KMS
 key it may not use) is raised as an :class:`EventQueueError`, an
-:class:`~runner.aws.EnvironmentProblem` naming the queue and the usual fix.
+:class:`~smrun.aws.EnvironmentProblem` naming the queue and the usual fix.
 An entry that DeleteMessageBatch could not delete is counted, not raised: the
 message comes back after its visibility timeout, as a duplicate.
 """
@@ -70,11 +70,11 @@ from typing import Any
 
 import anyio
 
-from runner.aws import LONG_POLL_SECONDS, EnvironmentProblem
-from runner.budget import Priority
-from runner.errors import ErrorClass, classify, describe, is_aws_error
-from runner.kind import Kind
-from runner.watch import Update, as_utc
+from smrun.aws import LONG_POLL_SECONDS, EnvironmentProblem
+from smrun.budget import Priority
+from smrun.errors import ErrorClass, classify, describe, is_aws_error
+from smrun.kind import Kind
+from smrun.watch import Update, as_utc
 
 SOURCE = "aws.sagemaker"
 # the kinds whose event detail is documented to mirror their Describe* response
@@ -84,7 +84,7 @@ CONSUME_ACTIONS = ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttri
 MAX_BATCH = 10  # ReceiveMessage's MaxNumberOfMessages, and DeleteMessageBatch's entries
 
 # ``await call("sqs", "ReceiveMessage", priority=..., **params)``: one AWS call
-# through the process's budgets and retries (:meth:`runner.aws.Aws.call`)
+# through the process's budgets and retries (:meth:`smrun.aws.Aws.call`)
 Call = Callable[..., Awaitable[Any]]
 
 _UPPER_SNAKE = re.compile(r"[A-Z]+(?:_[A-Z]+)*")

@@ -2,10 +2,10 @@
 
 SageMaker sends its state changes to EventBridge's default bus whether or not
 anyone listens; :func:`setup_events` makes the path from there to a queue the
-runner reads (:class:`runner.watch.events.EventQueue`), and
+runner reads (:class:`smrun.watch.events.EventQueue`), and
 :func:`teardown_events` removes it. They are account-level and run rarely
 (``smrun events setup|teardown``), by someone allowed to; the runner itself
-only needs :data:`runner.watch.events.CONSUME_ACTIONS`.
+only needs :data:`smrun.watch.events.CONSUME_ACTIONS`.
 
 What is made, every name derived from ``name`` (default ``smrun-events``):
 
@@ -34,9 +34,9 @@ match). moto does not enforce queue policies either: that the policy admits
 the rule is taken from AWS's documentation, not tested.
 
 Error handling: any AWS error is raised as an :class:`EventsSetupError` (an
-:class:`~runner.aws.EnvironmentProblem`) naming the call that failed; access
+:class:`~smrun.aws.EnvironmentProblem`) naming the call that failed; access
 denied points at :data:`SETUP_ACTIONS` / :data:`TEARDOWN_ACTIONS`. Throttling
-and transient faults are retried by :meth:`runner.aws.Aws.call`.
+and transient faults are retried by :meth:`smrun.aws.Aws.call`.
 """
 
 from __future__ import annotations
@@ -48,10 +48,10 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from runner.aws import LONG_POLL_SECONDS, Aws, EnvironmentProblem
-from runner.errors import describe, is_aws_error, is_denied, is_not_found
-from runner.kind import Kind
-from runner.watch.events import SOURCE
+from smrun.aws import LONG_POLL_SECONDS, Aws, EnvironmentProblem
+from smrun.errors import describe, is_aws_error, is_denied, is_not_found
+from smrun.kind import Kind
+from smrun.watch.events import SOURCE
 
 DEFAULT_NAME = "smrun-events"
 TARGET_ID = "smrun-queue"

@@ -2,7 +2,7 @@
 
 A job subscribes with its resource name and a way to describe itself; it then
 awaits :meth:`Subscription.next`, which returns the resource's next
-:class:`~runner.watch.Update` from whichever source serves the subscription:
+:class:`~smrun.watch.Update` from whichever source serves the subscription:
 
 - **describe**: the subscription describes its own resource after a delay that
   grows while nothing changes (what every job did before the watchers existed);
@@ -11,11 +11,11 @@ awaits :meth:`Subscription.next`, which returns the resource's next
   SageMaker's own eventual consistency), follows the pages, and offers every
   summary to the subscription of that name; summaries of resources nobody
   watches are ignored. A quiet kind is listed less often, like a quiet job;
-- **events**: updates are pushed by the SQS consumer (:mod:`runner.watch.events`)
+- **events**: updates are pushed by the SQS consumer (:mod:`smrun.watch.events`)
   through :meth:`StatusWatch.dispatch`; the list loop still runs, slowly
   (``events_reconcile``), as a safety net for lost events.
 
-Every source's answers pass one gate, :func:`runner.watch.newer`: duplicates and updates
+Every source's answers pass one gate, :func:`smrun.watch.newer`: duplicates and updates
 older than what the job already knows (events are delivered at least once and
 out of order) are dropped.
 
@@ -42,13 +42,13 @@ from typing import Any
 import anyio
 from anyio.abc import TaskGroup
 
-from runner.budget import Priority
-from runner.errors import describe as describe_error
-from runner.errors import is_aws_error
-from runner.kind import Kind
-from runner.settings import Settings
-from runner.types import Description
-from runner.watch import Update, newer, next_poll_delay
+from smrun.budget import Priority
+from smrun.errors import describe as describe_error
+from smrun.errors import is_aws_error
+from smrun.kind import Kind
+from smrun.settings import Settings
+from smrun.types import Description
+from smrun.watch import Update, newer, next_poll_delay
 
 # AWS answers List* with at most this many summaries a page
 LIST_PAGE = 100
