@@ -12,12 +12,13 @@ and the library pass the built-in handlers).
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import AsyncExitStack
 from types import TracebackType
-from typing import Any
+from typing import Any, TypedDict
 
 import anyio
 from aiobotocore.session import AioSession
@@ -101,6 +102,7 @@ class Engine:
         )
 
     async def __aenter__(self) -> Engine:
+        _require_asyncio()
         try:
             await self._enter()
         except BaseException:
@@ -209,6 +211,23 @@ class Engine:
                 "watch": self.require_watch().stats()}
 
 
+class RunnerOptions(TypedDict, total=False):
+    """The keyword options of :class:`Runner` besides ``aws`` and ``kinds``."""
+
+    settings: Settings | None
+    run_id: str | None
+    local: bool
+    budgets: Budgets | None
+    sinks: list[Callable[[Event], None]] | None
+    journal: Journal | None
+    session: AioSession | None
+    preflight: bool
+    watch: Strategy | str
+    events_queue_url: str | None
+    local_quotas: Mapping[str, float] | None
+    on_cancel: OnCancel | None
+
+
 class Runner(Engine):
     """``async with Runner() as r: job = await r.submit("train", "training", request)``.
 
@@ -216,6 +235,9 @@ class Runner(Engine):
     bus, journal) is reachable here, and the engine's notices reach the
     run's sinks too. A script that wants several runs on one engine uses
     :meth:`Engine.run` instead.
+
+    ``on_cancel`` is what cancelling the run (or the task that runs it) does
+    to a running job: stop it (the default) or leave it running (detach).
     """
 
     def __init__(
@@ -223,16 +245,28 @@ class Runner(Engine):
         aws: AwsConfig | None = None,
         *,
         kinds: Mapping[str, Kind],
+        settings: Settings | None = None,
         run_id: str | None = None,
+        local: bool = False,
+        budgets: Budgets | None = None,
         sinks: list[Callable[[Event], None]] | None = None,
         journal: Journal | None = None,
-        **engine_options: Any,
+        session: AioSession | None = None,
+        preflight: bool = True,
+        watch: Strategy | str = Strategy.AUTO,
+        events_queue_url: str | None = None,
+        local_quotas: Mapping[str, float] | None = None,
+        on_cancel: OnCancel | None = None,
     ) -> None:
-        super().__init__(aws, kinds=kinds, **engine_options)
+        super().__init__(
+            aws, kinds=kinds, settings=settings, local=local, budgets=budgets, session=session,
+            preflight=preflight, watch=watch, events_queue_url=events_queue_url,
+            local_quotas=local_quotas,
+        )
         self.journal = journal
         run_id = run_id or new_run_id()
         log = None if journal is None else journal.for_run(run_id)
-        self.current = self.run(run_id, sinks=sinks, log=log)
+        self.current = self.run(run_id, sinks=sinks, log=log, on_cancel=on_cancel)
         self.notices.add_sink(self.current.bus.publish)
 
     async def __aenter__(self) -> Runner:
@@ -261,8 +295,29 @@ class Runner(Engine):
         return self.current.bus
 
     def cancel(self, on_cancel: OnCancel | None = None) -> None:
-        """Cancel the run: see :meth:`smrun.run.Run.cancel`."""
+        """Cancel the run: every job stops (or detaches, by ``on_cancel`` or
+        the runner's policy) and ends with its own result; the code around
+        goes on. See :meth:`smrun.run.Run.cancel`."""
         self.current.cancel(on_cancel)
+
+    async def as_completed(self, jobs: Iterable[Job]) -> AsyncIterator[Job]:
+        """Each of ``jobs`` once it has ended (its :attr:`Job.result` set), in
+        the order they end: ``async for job in runner.as_completed(jobs): ...``.
+
+        The waiting is done by tasks of the run, not of the iterator, so
+        leaving the loop early is safe; the jobs go on."""
+        pending = list(jobs)
+        send, receive = anyio.create_memory_object_stream[Job](len(pending))
+
+        async def wait(job: Job) -> None:
+            await job.wait()
+            await send.send(job)
+
+        for job in pending:
+            self.current.start_soon(wait, job, name=f"as_completed:{job.key}")
+        with receive:
+            for _ in pending:
+                yield await receive.receive()
 
     def job(
         self,
@@ -293,3 +348,14 @@ class Runner(Engine):
     async def run_manifest(self, manifest: Manifest) -> dict[str, JobResult]:
         """Run every job of a manifest: see :meth:`smrun.run.Run.run_manifest`."""
         return await self.current.run_manifest(manifest)
+
+
+def _require_asyncio() -> None:
+    """aiobotocore, and so every AWS call, runs on asyncio only."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        raise RuntimeError(
+            "smrun runs on asyncio only (its AWS clients, aiobotocore, need it); trio is not "
+            "supported: run it with asyncio.run(...) or anyio.run(..., backend='asyncio')"
+        ) from None

@@ -17,7 +17,7 @@ on (it is not cancelled).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -189,6 +189,11 @@ class Run:
         job = self.job(key, kind, request, timeout=timeout, options=options)
         self._task_group().start_soon(self._drive, job, name=f"job:{self.run_id}:{key}")
         return job
+
+    def start_soon(self, task: Callable[..., Coroutine[Any, Any, Any]], *args: Any,
+                   name: str) -> None:
+        """Run ``task`` in the run's task group (it lives as long as the run)."""
+        self._task_group().start_soon(task, *args, name=name)
 
     async def _drive(self, job: Job) -> None:
         scope = anyio.CancelScope()
