@@ -18,7 +18,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import AsyncExitStack
 from types import TracebackType
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import anyio
 from aiobotocore.session import AioSession
@@ -39,6 +39,9 @@ from smrun.settings import OnCancel, Settings
 from smrun.types import JobResult, Request
 from smrun.watch.events import EventQueue, EventQueueError
 from smrun.watch.status import StatusWatch, Strategy
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 LOCAL_CREDENTIALS = ("smrun-local", "smrun-local-secret")
 LOCAL_REGION = "us-east-1"
@@ -101,7 +104,7 @@ class Engine:
             deadline=self.settings.capacity_deadline,
         )
 
-    async def __aenter__(self) -> Engine:
+    async def __aenter__(self) -> Self:
         _require_asyncio()
         try:
             await self._enter()
@@ -268,10 +271,6 @@ class Runner(Engine):
         log = None if journal is None else journal.for_run(run_id)
         self.current = self.run(run_id, sinks=sinks, log=log, on_cancel=on_cancel)
         self.notices.add_sink(self.current.bus.publish)
-
-    async def __aenter__(self) -> Runner:
-        await super().__aenter__()
-        return self
 
     async def _enter(self) -> None:
         await super()._enter()
