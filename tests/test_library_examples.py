@@ -74,3 +74,25 @@ def test_mypy_strict_passes_on_the_library_examples() -> None:
         capture_output=True, text=True, cwd=ROOT, timeout=300,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def readme_example(tmp_path: Path) -> Path:
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Using it as a library"):readme.index("## The emulator")]
+    [code, *_] = re.findall(r"^```python\n(.*?)^```", section, re.M | re.S)
+    script = tmp_path / "readme_example.py"
+    script.write_text(code)
+    return script
+
+
+def test_the_readme_library_example_runs_as_written(tmp_path: Path) -> None:
+    script = readme_example(tmp_path)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=180, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert len(re.findall(r"^train-\d0 Succeeded s3://\S+/model\.tar\.gz$", done.stdout,
+                          re.M)) == 3
+    checked = subprocess.run([sys.executable, "-m", "mypy", "--strict", "--no-incremental",
+                              str(script)], capture_output=True, text=True, cwd=ROOT,
+                             timeout=300)
+    assert checked.returncode == 0, checked.stdout
