@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint components bench clean FORCE
+.PHONY: run test lint docs components bench clean FORCE
 
 # The editable install is "strict": a tree of links to runner/ and handlers/
 # under their installed names (smrun, smrun.handlers), which mypy and every
@@ -27,13 +27,16 @@ FORCE:
 run: $(STAMP)
 	$(BIN)/smrun run examples/quickstart.yaml --local
 
-test: $(STAMP) lint
+test: $(STAMP) lint docs
 	$(BIN)/pytest -q -n 4
 
 lint: $(STAMP)
-	$(BIN)/ruff check runner handlers components tests bench
+	$(BIN)/ruff check runner handlers components tests bench examples docs
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
+
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict --site-dir build/site
 
 components: $(STAMP)
 	$(BIN)/python -m components.build

@@ -14,6 +14,11 @@ emulator answers is a deterministic function of the clock, and a test with a
 events, the server also advances the world in the background when something
 falls due; advancing is idempotent, so that changes nothing of the above.)
 
+A kind may read a create request's behaviour (``smrun:emulator:*`` tags) with
+:meth:`SageMaker.behaviour` (training jobs do): the request's tags, and for each
+one it lacks, the value of the last of :attr:`SageMaker.scripts` whose glob
+matches the resource's name (how a test scripts jobs it does not create itself).
+
 Kinds announce each change of a resource's status as a :class:`StateChange`
 to :attr:`SageMaker.listeners`, from the scheduler, at the moment it happens.
 Kinds whose resources run on instances admit each create through
@@ -23,6 +28,7 @@ before anything exists, and tell it when the instances are let go.
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import heapq
 import importlib
@@ -124,6 +130,20 @@ class StateChange:
     settled: bool
 
 
+@dataclass(frozen=True)
+class Script:
+    """Behaviour for the resources whose names match ``pattern`` (a glob, as
+    :mod:`fnmatch` reads it, case-insensitive as SageMaker names are): the
+    values of ``smrun:emulator:*`` tags, by name without the prefix
+    (``{"outcome": "Failed"}``), for a create request that lacks them."""
+
+    pattern: str
+    values: Mapping[str, str]
+
+    def matches(self, name: str) -> bool:
+        return fnmatch.fnmatchcase(name.lower(), self.pattern.lower())
+
+
 class SageMaker:
     """The SageMaker side of the emulator: operations, ARNs, tags, time.
 
@@ -150,6 +170,8 @@ class SageMaker:
         self.operations: dict[str, Handler] = {}
         self.tags: dict[str, list[dict[str, str]]] = {}  # by resource ARN
         self.kinds: dict[str, object] = {}  # kind module name -> its state, for tests
+        # behaviour for requests without its tags, by name (behaviour()); later ones win
+        self.scripts: list[Script] = []
         # told of every StateChange as it happens (the EventBridge publisher)
         self.listeners: list[Callable[[StateChange], None]] = []
         # the account's quotas and what its resources hold of them; kinds admit
@@ -169,6 +191,16 @@ class SageMaker:
     def advance(self) -> float:
         """Bring the world up to the clock; the world's time."""
         return self.scheduler.advance(self.clock())
+
+    def behaviour(self, name: str, tags: Iterable[dict[str, str]] | None) -> TagReader:
+        """The behaviour tags of a create request for ``name``: its own, and
+        for each it lacks, the value of the last of :attr:`scripts` that
+        matches ``name`` and has it."""
+        scripted: dict[str, str] = {}
+        for script in self.scripts:
+            if script.matches(name):
+                scripted.update(script.values)
+        return TagReader(tags, defaults=scripted)
 
     def state_changed(self, change: StateChange) -> None:
         for listener in self.listeners:
@@ -228,13 +260,19 @@ class SageMaker:
 
 
 class TagReader:
-    """The ``smrun:emulator:*`` behaviour tags of one request."""
+    """The ``smrun:emulator:*`` behaviour tags of one request (over
+    ``defaults``, by name without the prefix: a :class:`Script`'s)."""
 
-    def __init__(self, tags: Iterable[dict[str, str]] | None) -> None:
+    def __init__(
+        self, tags: Iterable[dict[str, str]] | None, defaults: Mapping[str, str] | None = None
+    ) -> None:
         self.values = {
-            t["Key"][len(BEHAVIOUR_TAG_PREFIX) :]: t.get("Value", "")
-            for t in tags or ()
-            if t["Key"].startswith(BEHAVIOUR_TAG_PREFIX)
+            **(defaults or {}),
+            **{
+                t["Key"][len(BEHAVIOUR_TAG_PREFIX) :]: t.get("Value", "")
+                for t in tags or ()
+                if t["Key"].startswith(BEHAVIOUR_TAG_PREFIX)
+            },
         }
 
     def number(self, name: str, default: float, *, minimum: float = 0.0) -> float:
@@ -273,6 +311,13 @@ class TagReader:
 
     def text(self, name: str, default: str) -> str:
         return self.values.get(name, default)
+
+    def lines(self, name: str) -> list[str] | None:
+        """A value of lines separated by newlines (none: no line); None if not given."""
+        raw = self.values.get(name)
+        if raw is None:
+            return None
+        return raw.split("\n") if raw else []
 
 
 def paginate(

@@ -23,11 +23,17 @@ Behaviour tags (in the request's ``Tags``; all optional):
     FailureReason of a Failed job (default ``AlgorithmError: ...``).
 ``smrun:emulator:log-lines``
     lines per instance (default 20; 0 writes no logs at all).
+``smrun:emulator:log-text``
+    the lines each instance writes instead of the numbered ones, verbatim,
+    separated by newlines (the log-lines are then as many).
 ``smrun:emulator:stream-delay``
     seconds after creation before the last instance's stream first appears
     (its lines are held back until then; may exceed the duration).
 ``smrun:emulator:stop-delay``
     seconds from StopTrainingJob to Stopped (default 1).
+
+A request without one of these tags takes it from the emulator's scripts for
+jobs of its name, if any (:meth:`~smrun.emulator.resources.SageMaker.behaviour`).
 
 A job holds its ``ResourceConfig`` instances (or its ``InstanceGroups``') until
 it is terminal; a create over one of the account's quotas is refused
@@ -51,7 +57,7 @@ from smrun.emulator.jobs import (
 )
 from smrun.emulator.protocol import ApiError, Params
 from smrun.emulator.quotas import Demand
-from smrun.emulator.resources import Result, SageMaker, TagReader, stable_fraction
+from smrun.emulator.resources import Result, SageMaker, stable_fraction
 
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 DEFAULT_DURATION = 6.0
@@ -103,11 +109,16 @@ class TrainingJob(EmulatedJob):
 
     def __init__(self, sagemaker: SageMaker, params: Params, created: float) -> None:
         super().__init__(sagemaker, params["TrainingJobName"], params, created)
-        tags = TagReader(params.get("Tags"))
+        tags = sagemaker.behaviour(self.name, params.get("Tags"))
         self.duration = tags.number("duration", DEFAULT_DURATION, minimum=0.001)
         self.outcome = tags.choice("outcome", "Completed", OUTCOMES)
         self.failure_reason_text = tags.text("failure-reason", DEFAULT_FAILURE_REASON)
-        self.lines_per_instance = tags.integer("log-lines", DEFAULT_LOG_LINES, minimum=0)
+        self.log_text = tags.lines("log-text")  # written verbatim instead of numbered lines
+        self.lines_per_instance = (
+            tags.integer("log-lines", DEFAULT_LOG_LINES, minimum=0)
+            if self.log_text is None
+            else len(self.log_text)
+        )
         self.stream_delay = tags.number("stream-delay", 0.0)
         self.stop_delay = tags.number("stop-delay", DEFAULT_STOP_DELAY)
         self.spot = bool(params.get("EnableManagedSpotTraining", False))
@@ -167,8 +178,10 @@ class TrainingJob(EmulatedJob):
                 ingested = self.end + LATE_INGESTION if i == total else at
                 if n == self.instance_count and self.stream_delay:
                     ingested = max(ingested, self.created + self.stream_delay)
-                text = self._line_text(n, i, total)
-                message = f"[algo-{n}] line {i}/{total}: {text}"
+                if self.log_text is not None:
+                    message = self.log_text[i - 1]
+                else:
+                    message = f"[algo-{n}] line {i}/{total}: {self._line_text(n, i, total)}"
                 lines.append(PlannedLine(self.stream_name(n), at, ingested, message))
         return lines
 
