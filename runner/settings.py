@@ -7,9 +7,14 @@ from dataclasses import dataclass
 
 
 class OnCancel(str, enum.Enum):
-    STOP = "stop"  # stop every non-terminal job this run created
-    DETACH = "detach"  # leave them running; a later run with the same id reattaches
-    DELETE_ENDPOINTS = "delete-endpoints"  # stop jobs, and delete endpoints being created
+    """What cancelling a run (or the task that runs it) does to its running jobs."""
+
+    STOP = "stop"
+    """Stop every non-terminal job this run created."""
+    DETACH = "detach"
+    """Leave them running; a later run with the same id reattaches."""
+    DELETE_ENDPOINTS = "delete-endpoints"
+    """Stop jobs, and delete endpoints being created."""
 
 
 @dataclass(frozen=True)

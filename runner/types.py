@@ -19,12 +19,18 @@ Request = dict[str, Any]  # a Create* request, in the API's own shape
 class Outcome(str, enum.Enum):
     """How a job ended, from the step's point of view."""
 
-    SUCCEEDED = "Succeeded"  # reached the kind's success state
-    FAILED = "Failed"  # reached a failure state, was stopped by someone else, or timed out
-    STOPPED_BY_US = "StoppedByUs"  # stopped because this runner asked (cancel or Job.stop())
-    NOT_STARTED = "NotStarted"  # never created: a dependency failed or the run was cancelled
-    UNKNOWN = "Unknown"  # the runner could not learn the state before its deadline
-    DETACHED = "Detached"  # left running on purpose (--on-cancel detach)
+    SUCCEEDED = "Succeeded"
+    """Reached the kind's success state."""
+    FAILED = "Failed"
+    """Reached a failure state, was stopped by someone else, or timed out."""
+    STOPPED_BY_US = "StoppedByUs"
+    """Stopped because this runner asked (cancel or Job.stop())."""
+    NOT_STARTED = "NotStarted"
+    """Never created: a dependency failed or the run was cancelled."""
+    UNKNOWN = "Unknown"
+    """The runner could not learn the state before its deadline."""
+    DETACHED = "Detached"
+    """Left running on purpose (--on-cancel detach)."""
 
     @property
     def ok(self) -> bool:
