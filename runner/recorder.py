@@ -78,8 +78,6 @@ class StoreRecorder:
         self._on_error = on_error
         self._interval = interval
         self.lost = False
-        self.written = 0  # events written so far
-        self.last_id = 0
 
     # --- the RunLog --------------------------------------------------------
 
@@ -143,11 +141,8 @@ class StoreRecorder:
                     await anyio.sleep(delay)
                     delay = min(delay * 2, RETRY_MAX)
                     continue
-                self.written += len(ids)
-                if ids:
-                    self.last_id = ids[-1]
-                    if self._on_written is not None:
-                        self._on_written(ids[-1])
+                if ids and self._on_written is not None:
+                    self._on_written(ids[-1])
 
     async def close(self) -> None:
         """Write what is left; shielded, so it runs on cancellation too. Lines

@@ -28,7 +28,7 @@ from aiohttp import web
 from smrun.daemon.metrics import Metrics
 from smrun.daemon.openapi import openapi_document
 from smrun.daemon.service import Daemon
-from smrun.daemon.views import TIMELINE_TYPES, WAITING, job_views, run_view, sse_block
+from smrun.daemon.views import TIMELINE_TYPES, job_views, run_view, sse_block
 from smrun.errors import describe
 from smrun.manifest import ManifestError
 from smrun.store import RunConflict, RunRecord, RunStatus
@@ -395,5 +395,3 @@ def _valid_run_id(run_id: str) -> bool:
     return 0 < len(run_id) <= 40 and run_id.isascii() \
         and all(c.isalnum() or c == "-" for c in run_id) and run_id[0].isalnum()
 
-
-__all__ = ["WAITING", "create_app"]

@@ -31,7 +31,7 @@ from typing import Any
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
-from smrun.engine import Engine
+from smrun.engine import Engine, new_run_id
 from smrun.events import Event, Notice
 from smrun.kind import Kind
 from smrun.manifest import DEFAULT_MAX_MATRIX, Manifest, ManifestError, load_manifest
@@ -157,7 +157,7 @@ class Daemon:
         self.validate(text, source if source != "api" else "<submitted>")
         now = time.time()
         record = RunRecord(
-            run_id=run_id or _new_run_id(), manifest=text, digest=digest(text), source=source,
+            run_id=run_id or new_run_id(), manifest=text, digest=digest(text), source=source,
             status=RunStatus.PENDING, options=dict(options or {}), created=now, updated=now,
         )
         stored, created = await self.store.create_run(record)
@@ -191,8 +191,7 @@ class Daemon:
             await self.store.update_run(run_id, stop_requested=True)
         else:  # a job's stop is asked of its holder through the run's options
             jobs = sorted({*run.options.get("stop_jobs", []), job})
-            await self.store.update_run(run_id, stop_requested=run.stop_requested)
-            await self._set_option(run, "stop_jobs", jobs)
+            await self.store.update_run(run_id, options={**run.options, "stop_jobs": jobs})
         return True
 
     def changed(self, run_id: str) -> anyio.Event:
@@ -397,11 +396,3 @@ class Daemon:
         event = self._changed.pop(run_id, None)
         if event is not None:
             event.set()
-
-    async def _set_option(self, run: RunRecord, name: str, value: Any) -> None:
-        options = {**run.options, name: value}
-        await self.store.update_run(run.run_id, options=options)
-
-
-def _new_run_id() -> str:
-    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)

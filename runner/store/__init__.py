@@ -185,6 +185,13 @@ class Store(Protocol):
         """The highest event id of the run, 0 when it has none."""
 
 
+# the columns of the ``runs`` table, in the order both stores select them
+RUN_COLUMNS = (
+    "run_id, manifest, digest, source, status, options, created, updated, ended, "
+    "owner, lease_until, stop_requested, summary"
+)
+
+
 def run_from_row(row: Mapping[str, Any]) -> RunRecord:
     """A run from a row of the ``runs`` table (either store: the same columns)."""
     return RunRecord(

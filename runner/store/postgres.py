@@ -26,6 +26,7 @@ from typing import Any
 import asyncpg
 
 from smrun.store import (
+    RUN_COLUMNS,
     UNFINISHED,
     Batch,
     JobRecord,
@@ -93,10 +94,6 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_run ON events (run_id, id);
 """
 
-RUN_COLUMNS = (
-    "run_id, manifest, digest, source, status, options, created, updated, ended, "
-    "owner, lease_until, stop_requested, summary"
-)
 RUNS_RETURNING = ", ".join(f"runs.{column.strip()}" for column in RUN_COLUMNS.split(","))
 # inlined (not a parameter), so that the planner can use the runs_unfinished index
 _UNFINISHED_SQL = ", ".join(f"'{status.value}'" for status in UNFINISHED)

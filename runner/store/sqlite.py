@@ -24,6 +24,7 @@ import anyio
 import anyio.to_thread
 
 from smrun.store import (
+    RUN_COLUMNS,
     UNFINISHED,
     Batch,
     JobRecord,
@@ -87,10 +88,6 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_run ON events (run_id, id);
 """
 
-RUN_COLUMNS = (
-    "run_id, manifest, digest, source, status, options, created, updated, ended, "
-    "owner, lease_until, stop_requested, summary"
-)
 _UNFINISHED = tuple(status.value for status in UNFINISHED)
 _UNFINISHED_SQL = ", ".join(f"'{value}'" for value in _UNFINISHED)
 
