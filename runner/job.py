@@ -481,6 +481,9 @@ class Job:
     ) -> Description:
         kind = self.kind
         last: tuple[str, str | None] | None = None
+        # when the last transition told began: a job this run created is told
+        # from its first one, one it attached to (a restart) from where it is
+        since: float | None = float("-inf") if self.created_by_us else None
         deadline = self._deadline(description)
         while True:
             status = str(description.get(kind.status_field, ""))
@@ -490,7 +493,22 @@ class Job:
                 else None
             )
             # a resource without a status (a workteam) has no status changes to tell
-            if (status, secondary) != last and (status or secondary):
+            changed = (status, secondary) != last and bool(status or secondary)
+            transitions = _transitions(description)
+            if transitions is not None:
+                # a poll that came after two transitions shows only the second:
+                # the description's list gives the ones in between
+                for skipped in _skipped(transitions, last[1] if last else None, since):
+                    # a training job is InProgress until its last transition
+                    last = (last[0] if last else "InProgress", str(skipped["Status"]))
+                    self.publish(StatusChanged(
+                        self.key, last[0], last[1], _message(skipped),
+                        _epoch(skipped.get("StartTime")), time=self._clock(),
+                    ))
+                since = _epoch(transitions[-1].get("StartTime"))
+            elif changed:
+                since = None  # what is told next has no place in a list
+            if (status, secondary) != last and changed:
                 last = (status, secondary)
                 if follower.stats.streams == 0:
                     follower.poke()  # its containers may have started writing
@@ -538,6 +556,9 @@ class Job:
         if update.complete:
             return dict(update.facts)
         merged = {**description, **update.facts}
+        if "SecondaryStatusTransitions" not in update.facts:
+            # the list read before the summary's change would be stale
+            merged.pop("SecondaryStatusTransitions", None)
         if self._phase(merged) is Phase.RUNNING:
             return merged
         fresh = await self._describe()
@@ -704,12 +725,48 @@ class Job:
         )
 
 
+def _transitions(description: Description) -> list[Mapping[str, Any]] | None:
+    """The description's SecondaryStatusTransitions, or None where it has none
+    (another kind, or a List* summary)."""
+    found = description.get("SecondaryStatusTransitions")
+    if not isinstance(found, list):
+        return None
+    return [t for t in found if isinstance(t, Mapping)] or None
+
+
+def _skipped(
+    transitions: list[Mapping[str, Any]], told: str | None, since: float | None
+) -> list[Mapping[str, Any]]:
+    """The transitions before the current (last) one that began after the last
+    one told (``since``). When that is not known because the last state told
+    came without a list, it is found by its status; when nothing was told yet
+    either (a job attached to), there are none."""
+    if since is None:
+        if told is None:
+            return []
+        for earlier in reversed(transitions[:-1]):
+            if earlier.get("Status") == told:
+                since = _epoch(earlier.get("StartTime"))
+                break
+        if since is None:
+            return []
+    found: list[Mapping[str, Any]] = []
+    for transition in transitions[:-1]:
+        start, state = _epoch(transition.get("StartTime")), transition.get("Status")
+        previous = found[-1]["Status"] if found else told
+        if start is not None and start > since and state and state != previous:
+            found.append(transition)
+    return found
+
+
+def _message(transition: Mapping[str, Any]) -> str | None:
+    message = transition.get("StatusMessage")
+    return str(message) if message else None
+
+
 def _status_message(description: Description) -> str | None:
-    transitions = description.get("SecondaryStatusTransitions") or []
-    if transitions:
-        message = transitions[-1].get("StatusMessage")
-        return str(message) if message else None
-    return None
+    transitions = _transitions(description)
+    return _message(transitions[-1]) if transitions else None
 
 
 

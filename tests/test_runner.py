@@ -7,6 +7,7 @@ from collections import Counter
 from typing import Any
 
 import anyio
+import pytest
 
 from smrun import Finished, LogLine, Outcome, Runner, Settings, StatusChanged
 from smrun.emulator import Emulator
@@ -100,6 +101,32 @@ async def test_concurrent_jobs_stream_every_line_once_and_succeed(emulator: Emul
         assert min(line.time for line in lines if line.job == key) < first_end
     secondaries = [s.secondary for s in statuses if s.job == "b"]
     assert "Training" in secondaries and secondaries[-1] == "Completed"
+
+
+@pytest.mark.parametrize("poll", [0.1, 4.0], ids=["poll-fast", "poll-slower-than-the-job"])
+async def test_every_secondary_transition_is_told_once_in_order(
+    emulator: Emulator, poll: float
+) -> None:
+    """A poll that comes after several transitions sees only the last one; the
+    description's SecondaryStatusTransitions give the ones in between, so the
+    statuses told are the job's whole history however coarse the polling."""
+    statuses: list[StatusChanged] = []
+    settings = Settings.fast(poll_min=poll, poll_max=poll)
+    sink = lambda e: statuses.append(e) if isinstance(e, StatusChanged) else None  # noqa: E731
+    async with local_runner(emulator, sinks=[sink], settings=settings) as runner:
+        job = await runner.submit("t", "training", training_request(duration=1.0, lines=2))
+        result = await job.wait()
+        final = await runner.aws.call("sagemaker", "DescribeTrainingJob", TrainingJobName=job.name)
+    assert result.outcome is Outcome.SUCCEEDED
+    history = [t["Status"] for t in final["SecondaryStatusTransitions"]]
+    assert "Training" in history and len(history) >= 4
+    assert [s.secondary for s in statuses] == history
+    assert statuses[-1].status == "Completed"
+    assert all(s.status == "InProgress" for s in statuses[:-1])
+    # the ones told late carry when they happened, not when they were seen
+    starts = {t["Status"]: t["StartTime"].timestamp() for t in final["SecondaryStatusTransitions"]}
+    for told in statuses[1:-1]:
+        assert told.changed == pytest.approx(starts[told.secondary], abs=0.01)
 
 
 async def test_failing_job_reports_its_reason(emulator: Emulator) -> None:
