@@ -263,11 +263,12 @@ async def drive(args: argparse.Namespace, url: str) -> dict[str, Any]:
             for job in jobs:
                 await job.wait()
         ended = time.time()
-        refusals = runner.capacity.refusals
-        assert runner.aws is not None
-        calls = dict(sorted(runner.aws.stats.calls.items()))
-        stats = runner.stats()
-        queue = dataclasses.asdict(runner.events.stats) if runner.events is not None else None
+        refusals = runner.engine.capacity.refusals
+        assert runner.engine.aws is not None
+        calls = dict(sorted(runner.engine.aws.stats.calls.items()))
+        stats = runner.engine.stats()
+        events = runner.engine.events
+        queue = dataclasses.asdict(events.stats) if events is not None else None
     cpu = cpu_seconds(resource.RUSAGE_SELF) - cpu_before
     wall = ended - started
     counted = admin(url, "rates")

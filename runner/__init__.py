@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 
 
 class Runner(engine.Runner):
-    """An engine with one run: ``async with Runner() as runner: ...``.
+    """One run on an engine of its own: ``async with Runner() as runner: ...``.
 
     ``aws`` says where and as whom (region, endpoints, credentials, a role
     to assume); by default the standard AWS configuration. ``local=True``

@@ -1,5 +1,5 @@
-"""Engine: what one process shares among every run it drives; Runner: an
-engine with one run, the simple facade the CLI and the library use.
+"""Engine: what one process shares among every run it drives; Runner: one
+run on an engine of its own, the simple facade the CLI and the library use.
 
 The engine owns the AWS clients and their budgets, the status watchers, the
 log reader, the capacity queues and a task group: every job of every run
@@ -231,13 +231,13 @@ class RunnerOptions(TypedDict, total=False):
     on_cancel: OnCancel | None
 
 
-class Runner(Engine):
+class Runner:
     """``async with Runner() as r: job = await r.submit("train", "training", request)``.
 
-    An engine driving one run: what the run holds (its id, jobs, results,
-    bus, journal) is reachable here, and the engine's notices reach the
-    run's sinks too. A script that wants several runs on one engine uses
-    :meth:`Engine.run` instead.
+    One run on an engine of its own: the run's id, jobs, results and bus are
+    here, and the engine's notices reach the run's sinks too. The engine (its
+    AWS clients, watchers, log reader) is :attr:`engine`; a script that
+    wants several runs on one engine uses :meth:`Engine.run` instead.
 
     ``on_cancel`` is what cancelling the run (or the task that runs it) does
     to a running job: stop it (the default) or leave it running (detach).
@@ -261,43 +261,70 @@ class Runner(Engine):
         local_quotas: Mapping[str, float] | None = None,
         on_cancel: OnCancel | None = None,
     ) -> None:
-        super().__init__(
+        self.engine = Engine(
             aws, kinds=kinds, settings=settings, local=local, budgets=budgets, session=session,
             preflight=preflight, watch=watch, events_queue_url=events_queue_url,
             local_quotas=local_quotas,
         )
-        self.journal = journal
+        """What the run shares with any other run of the process (AWS clients
+        and budgets, status watchers, the log reader, capacity queues): the
+        engine's own API, which may change."""
         run_id = run_id or new_run_id()
         log = None if journal is None else journal.for_run(run_id)
-        self.current = self.run(run_id, sinks=sinks, log=log, on_cancel=on_cancel)
-        self.notices.add_sink(self.current.bus.publish)
+        self._run = self.engine.run(run_id, sinks=sinks, log=log, on_cancel=on_cancel)
+        self.engine.notices.add_sink(self._run.bus.publish)
+        self._stack = AsyncExitStack()
 
-    async def _enter(self) -> None:
-        await super()._enter()
-        await self._stack.enter_async_context(self.current)
+    async def __aenter__(self) -> Self:
+        try:
+            await self._stack.enter_async_context(self.engine)
+            await self._stack.enter_async_context(self._run)
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        return await self._stack.__aexit__(exc_type, exc, tb)
+
+    @property
+    def identity(self) -> Identity | None:
+        """Who and where the runner acts (account, region, principal), once
+        entered; None with ``preflight=False``."""
+        return self.engine.identity
+
+    @property
+    def settings(self) -> Settings:
+        """The timings and budgets in force."""
+        return self.engine.settings
 
     @property
     def run_id(self) -> str:
-        return self.current.run_id
+        return self._run.run_id
 
     @property
     def jobs(self) -> dict[str, Job]:
-        return self.current.jobs
+        return self._run.jobs
 
     @property
     def results(self) -> dict[str, JobResult]:
-        return self.current.results
+        return self._run.results
 
     @property
     def bus(self) -> Bus:
         """The run's bus: every event of its jobs, and the engine's notices."""
-        return self.current.bus
+        return self._run.bus
 
     def cancel(self, on_cancel: OnCancel | None = None) -> None:
         """Cancel the run: every job stops (or detaches, by ``on_cancel`` or
         the runner's policy) and ends with its own result; the code around
         goes on. See :meth:`smrun.run.Run.cancel`."""
-        self.current.cancel(on_cancel)
+        self._run.cancel(on_cancel)
 
     async def as_completed(self, jobs: Iterable[Job]) -> AsyncIterator[Job]:
         """Each of ``jobs`` once it has ended (its :attr:`Job.result` set), in
@@ -313,7 +340,7 @@ class Runner(Engine):
             await send.send(job)
 
         for job in pending:
-            self.current.start_soon(wait, job, name=f"as_completed:{job.key}")
+            self._run.start_soon(wait, job, name=f"as_completed:{job.key}")
         with receive:
             for _ in pending:
                 yield await receive.receive()
@@ -329,7 +356,7 @@ class Runner(Engine):
         options: Mapping[str, Any] | None = None,
     ) -> Job:
         """A Job handle, not started (see :meth:`submit`)."""
-        return self.current.job(key, kind, request, timeout=timeout, tokens=tokens,
+        return self._run.job(key, kind, request, timeout=timeout, tokens=tokens,
                                 options=options)
 
     async def submit(
@@ -342,11 +369,11 @@ class Runner(Engine):
         options: Mapping[str, Any] | None = None,
     ) -> Job:
         """Start driving one job in the background; ``await job.wait()`` for its result."""
-        return await self.current.submit(key, kind, request, timeout=timeout, options=options)
+        return await self._run.submit(key, kind, request, timeout=timeout, options=options)
 
     async def run_manifest(self, manifest: Manifest) -> dict[str, JobResult]:
         """Run every job of a manifest: see :meth:`smrun.run.Run.run_manifest`."""
-        return await self.current.run_manifest(manifest)
+        return await self._run.run_manifest(manifest)
 
 
 def _require_asyncio() -> None:

@@ -27,33 +27,54 @@ from smrun.types import JobResult
 
 @dataclass(frozen=True)
 class Event:
-    job: str  # the job's key in the run (manifest name)
-    time: float = field(default=0.0, kw_only=True)  # wall clock, seconds since the epoch
+    """What every event has: the job it is about, and when it was published."""
+
+    job: str
+    """The job's key in the run (its name in the manifest); empty for a
+    notice of the engine itself."""
+    time: float = field(default=0.0, kw_only=True)
+    """When it was published: wall clock, seconds since the epoch."""
 
 
 @dataclass(frozen=True)
 class Submitted(Event):
+    """A job's resource was created, or found and followed."""
+
     kind: str
-    name: str  # the SageMaker resource name
-    attached: bool  # True when an existing resource was found and followed
+    """The job's kind: ``training``, ``endpoint``, ..."""
+    name: str
+    """The SageMaker resource's name."""
+    attached: bool
+    """True when the resource existed already (a restart) and is followed, not created."""
 
 
 @dataclass(frozen=True)
 class StatusChanged(Event):
+    """A job's resource changed status (or secondary status)."""
+
     status: str
+    """SageMaker's status: ``InProgress``, ``Completed``, ``InService``, ..."""
     secondary: str | None = None
+    """A training job's secondary status (``Downloading``, ``Training``, ...)."""
     message: str | None = None
-    # when SageMaker says the resource last changed (its LastModifiedTime, epoch
-    # seconds): ``time - changed`` is how late the change was seen
+    """SageMaker's message for it, where it gives one."""
     changed: float | None = None
+    """When SageMaker says it changed (epoch seconds): ``time - changed`` is
+    how late the change was seen."""
 
 
 @dataclass(frozen=True)
 class LogLine(Event):
-    stream: str  # full CloudWatch stream name
-    instance: str  # short label: the stream's instance part (and source label)
-    timestamp: int  # event timestamp, milliseconds since the epoch
+    """One CloudWatch Logs event of a job: each is published once."""
+
+    stream: str
+    """The full CloudWatch stream name."""
+    instance: str
+    """A short label: the stream's instance part (and its source's label)."""
+    timestamp: int
+    """The event's timestamp, milliseconds since the epoch."""
     message: str
+    """The line itself."""
 
 
 @dataclass(frozen=True)
@@ -61,14 +82,20 @@ class Notice(Event):
     """Something a person should read that is not a status or a log line
     (a retry, a dependency failure, an endpoint left behind...)."""
 
-    level: str  # "info", "warning", "error"
+    level: str
+    """``"info"``, ``"warning"`` or ``"error"``."""
     message: str
+    """What happened, and what to do about it where there is something to do."""
     fields: dict[str, Any] = field(default_factory=dict)
+    """Structured details, for machine readers."""
 
 
 @dataclass(frozen=True)
 class Finished(Event):
+    """A job ended; the last event of a job."""
+
     result: JobResult
+    """How it ended, and its outputs."""
 
 
 # --- the one serializer: an event as a plain record and back -------------------

@@ -67,24 +67,38 @@ class JobResult:
     """What one job came to: its outcome, outputs (v1 names) and facts."""
 
     key: str
+    """The job's key in the run."""
     kind: str
+    """The job's kind: ``training``, ``endpoint``, ..."""
     name: str | None
+    """The SageMaker resource's name (None when it was never named)."""
     outcome: Outcome
+    """How it ended."""
     status: str | None = None
+    """SageMaker's last status of it."""
     failure_reason: str | None = None
+    """Why it failed, was stopped or never started, in words."""
     outputs: dict[str, Any] = field(default_factory=dict)
+    """Its outputs under the v1 components' names (``model_artifact_url``, ...)."""
     details: dict[str, Any] = field(default_factory=dict)
+    """Facts of the kind: billable seconds, final metrics, a tuning job's best trial, ..."""
     arn: str | None = None
+    """The resource's ARN."""
     created: datetime | None = None
+    """When SageMaker created it."""
     ended: datetime | None = None
+    """When it reached its terminal status."""
     attached: bool = False
+    """True when this run found it existing (a restart) rather than created it."""
 
     @property
     def ok(self) -> bool:
+        """Whether it succeeded."""
         return self.outcome.ok
 
     @property
     def duration_seconds(self) -> float | None:
+        """From creation to the end, where both are known."""
         if self.created and self.ended:
             return (self.ended - self.created).total_seconds()
         return None

@@ -154,7 +154,7 @@ async def test_the_runner_follows_its_jobs_by_the_emulators_own_events(emulator:
                           sinks=[events.append],
                           settings=Settings.fast(drain_grace=LATE_INGESTION + 0.2,
                                                  events_reconcile=60))
-    runner._aws_config = on_emulator(emulator)
+    runner.engine._aws_config = on_emulator(emulator)
     async with runner:
         jobs = {key: await runner.submit(key, "training", training_request(
             duration=1.0, outcome=outcome, reason="bad data" if outcome else None))

@@ -48,7 +48,7 @@ async def run_jobs(emulator: Emulator, moto: str, queue: str, settings: Settings
     outcomes = {"ok": None, "bad": "Failed", "also-ok": None}
     runner = local_runner(emulator, settings=settings, watch="events", events_queue_url=queue,
                           sinks=[events.append])
-    runner._aws_config = with_moto(runner._aws_config, moto)
+    runner.engine._aws_config = with_moto(runner.engine._aws_config, moto)
     async with runner:
         jobs = {key: await runner.submit(key, "training", training_request(
             duration=1.0, outcome=outcome, reason="bad data" if outcome else None))

@@ -55,8 +55,8 @@ async def check_mnist_pipeline(
 ) -> None:
     """The training got exactly the tuning job's best hyperparameters, and the
     endpoint was deployed while the batch transform ran."""
-    assert runner.aws is not None
-    call = runner.aws.call
+    assert runner.engine.aws is not None
+    call = runner.engine.aws.call
     tuning: dict[str, Any] = await call(
         "sagemaker",
         "DescribeHyperParameterTuningJob",

@@ -30,7 +30,7 @@ async def test_throttling_and_5xx_never_change_an_outcome_or_a_line(emulator: Em
         lambda e: lines.append(e) if isinstance(e, LogLine) else None
     ]) as runner:
         results = await runner.run_manifest(manifest)
-        stats = runner.stats()
+        stats = runner.engine.stats()
 
     outcomes = {key: r.outcome for key, r in results.items()}
     assert outcomes == {job["name"]: Outcome.SUCCEEDED for job in jobs} | {

@@ -364,8 +364,8 @@ async def test_stopped_by_someone_else_fails_the_step(emulator: Emulator) -> Non
         async for event in job.events():
             if isinstance(event, StatusChanged):
                 break
-        assert runner.aws is not None
-        await runner.aws.call("sagemaker", "StopProcessingJob", ProcessingJobName=job.name)
+        assert runner.engine.aws is not None
+        await runner.engine.aws.call("sagemaker", "StopProcessingJob", ProcessingJobName=job.name)
         result = await job.wait()
     assert result.outcome is Outcome.FAILED
     assert result.status == "Stopped"

@@ -116,7 +116,8 @@ async def test_every_secondary_transition_is_told_once_in_order(
     async with local_runner(emulator, sinks=[sink], settings=settings) as runner:
         job = await runner.submit("t", "training", training_request(duration=1.0, lines=2))
         result = await job.wait()
-        final = await runner.aws.call("sagemaker", "DescribeTrainingJob", TrainingJobName=job.name)
+        aws = runner.engine.require_aws()
+        final = await aws.call("sagemaker", "DescribeTrainingJob", TrainingJobName=job.name)
     assert result.outcome is Outcome.SUCCEEDED
     history = [t["Status"] for t in final["SecondaryStatusTransitions"]]
     assert "Training" in history and len(history) >= 4
@@ -160,9 +161,9 @@ async def test_stopped_job_fails_the_step_unless_we_stopped_it(emulator: Emulato
         async for event in job.events():
             if isinstance(event, StatusChanged):
                 break
-        assert runner.aws is not None
+        assert runner.engine.aws is not None
         # someone else stops it (the console, another tool)
-        await runner.aws.call("sagemaker", "StopTrainingJob", TrainingJobName=job.name)
+        await runner.engine.aws.call("sagemaker", "StopTrainingJob", TrainingJobName=job.name)
         result = await job.wait()
     assert result.outcome is Outcome.FAILED
     assert result.status == "Stopped"
