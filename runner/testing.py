@@ -30,11 +30,11 @@ tests usually make theirs shorter with :meth:`EmulatorHandle.script`.
 
 The fixture's value is an :class:`EmulatorHandle`:
 
-``handle.script(pattern, duration=..., outcome=..., failure_reason=..., log_lines=...)``
-    how the training jobs whose names match the glob ``pattern`` behave,
-    without ``smrun:emulator:*`` tags on their requests (a tag on the request
-    still wins); ``log_lines`` is a number of numbered lines per instance, or
-    the very lines to write.
+``handle.script(pattern, kind=..., duration=..., outcome=..., failure_reason=..., log_lines=...)``
+    how the resources of a kind (training jobs unless said) whose names match
+    the glob ``pattern`` behave, without ``smrun:emulator:*`` tags on their
+    requests (a tag on the request still wins); ``log_lines`` is a number of
+    numbered lines per instance, or for training jobs the very lines to write.
 ``handle.faults(throttle=..., errors=..., latency=..., drop=..., operations=...)``
     faults injected from now on (each call replaces the last; ``faults()``
     ends them), as :class:`smrun.emulator.FaultConfig` says.
@@ -129,16 +129,24 @@ import math
 import os
 import threading
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Any, TypeVar
 
 import pytest
 
 from smrun.aws import AwsConfig
-from smrun.emulator import Emulator, FaultConfig
+from smrun.emulator import (
+    Emulator,
+    FaultConfig,
+    endpoint,
+    labeling,
+    processing,
+    training,
+    transform,
+    tuning,
+)
 from smrun.emulator.resources import Script
-from smrun.emulator.training import OUTCOMES
 
 __all__ = ["EmulatorHandle", "sagemaker_emulator"]
 
@@ -158,6 +166,25 @@ UNSET = (
     "AWS_DEFAULT_PROFILE",
     "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
 )
+
+
+@dataclass(frozen=True)
+class _Scriptable:
+    """What :meth:`EmulatorHandle.script` takes for one kind."""
+
+    outcomes: tuple[str, ...]
+    options: frozenset[str]
+
+
+_JOB_OPTIONS = frozenset({"duration", "outcome", "failure_reason", "log_lines", "stop_delay"})
+_SCRIPTED = {
+    "training": _Scriptable(training.OUTCOMES, _JOB_OPTIONS | {"stream_delay"}),
+    "processing": _Scriptable(processing.OUTCOMES, _JOB_OPTIONS),
+    "transform": _Scriptable(transform.OUTCOMES, _JOB_OPTIONS),
+    "labeling": _Scriptable(labeling.OUTCOMES, _JOB_OPTIONS),
+    "tuning": _Scriptable(tuning.CHILD_OUTCOMES, _JOB_OPTIONS | {"stream_delay"}),
+    "endpoint": _Scriptable(endpoint.CREATE_OUTCOMES, _JOB_OPTIONS - {"stop_delay"}),
+}
 
 
 class _LoopThread:
@@ -303,6 +330,7 @@ class EmulatorHandle:
         self,
         pattern: str = "*",
         *,
+        kind: str = "training",
         duration: float | None = None,
         outcome: str | None = None,
         failure_reason: str | None = None,
@@ -310,42 +338,62 @@ class EmulatorHandle:
         stream_delay: float | None = None,
         stop_delay: float | None = None,
     ) -> None:
-        """How the training jobs created from now on whose names match
-        ``pattern`` (a glob, case-insensitive: ``"train-*"``) behave, as the
-        ``smrun:emulator:*`` tags of :mod:`smrun.emulator.training` would make
-        them, without tags on their requests. Only what is given is scripted;
-        a later script over an earlier one, a tag on the request over both.
+        """How the ``kind`` resources whose names match ``pattern`` (a glob,
+        case-insensitive: ``"train-*"``) behave from now on, as the
+        ``smrun:emulator:*`` tags of the emulator's module for the kind
+        (:mod:`smrun.emulator.training`, ...) would make them, without tags on
+        their requests. Only what is given is scripted; a later script over an
+        earlier one, a tag on the request over both.
 
-        ``duration``: seconds from creation to the end (default 6).
-        ``outcome``: ``"Completed"``, ``"Failed"`` or ``"MaxRuntimeExceeded"``;
-        a ``failure_reason`` alone means ``"Failed"``. ``log_lines``: how many
-        numbered lines each instance writes (``[algo-1] line 2/5: ...``), or
-        the lines themselves (each instance writes each, verbatim; none may
-        be empty or hold a newline). ``stream_delay``: seconds before the last instance's
-        stream appears. ``stop_delay``: seconds from StopTrainingJob to Stopped.
+        ``kind``: ``"training"`` (the default), ``"processing"``,
+        ``"transform"``, ``"labeling"``, ``"tuning"`` or ``"endpoint"``. A tuning
+        job's children are training jobs: a training script that matches their
+        names applies to them too. ``duration``: seconds from creation to the
+        end (default 6; for a tuning job, each child's). ``outcome``: the
+        terminal status, ``"Completed"`` or ``"Failed"`` (a training job can
+        also end ``"MaxRuntimeExceeded"``; an endpoint is ``"InService"`` or
+        ``"Failed"``; a tuning job's outcome is its children's); a
+        ``failure_reason`` alone means ``"Failed"``. ``log_lines``: how many
+        numbered lines each instance writes (``[algo-1] line 2/5: ...``), or for
+        a training job the lines themselves (each instance writes each,
+        verbatim; none may be empty or hold a newline). ``stream_delay``
+        (training, tuning): seconds before the last instance's stream appears.
+        ``stop_delay`` (all but endpoints): seconds from the Stop call to Stopped.
         Raises ValueError or TypeError for a value the emulator would refuse.
         """
         if not isinstance(pattern, str) or not pattern:
             raise ValueError("pattern is a glob of job names, such as 'train-*'")
+        scripted = _SCRIPTED.get(kind)
+        if scripted is None:
+            raise ValueError(f"kind is one of {', '.join(_SCRIPTED)}, not {kind!r}")
+        given = {"duration": duration, "outcome": outcome, "failure_reason": failure_reason,
+                 "log_lines": log_lines, "stream_delay": stream_delay, "stop_delay": stop_delay}
+        for option, value in given.items():
+            if value is not None and option not in scripted.options:
+                raise ValueError(f"a {kind} script takes no {option}")
         values: dict[str, str] = {}
         if duration is not None:
-            values["duration"] = _number("duration", duration, minimum=0.001)
+            duration_tag = "child-duration" if kind == "tuning" else "duration"
+            values[duration_tag] = _number("duration", duration, minimum=0.001)
         if failure_reason is not None:
             if not isinstance(failure_reason, str):
                 raise TypeError("failure_reason is a string")
             values["failure-reason"] = failure_reason
             outcome = "Failed" if outcome is None else outcome
         if outcome is not None:
-            if outcome not in OUTCOMES:
-                raise ValueError(f"outcome is one of {', '.join(OUTCOMES)}, not {outcome!r}")
+            if outcome not in scripted.outcomes:
+                raise ValueError(f"the outcome of a {kind} script is one of "
+                                 f"{', '.join(scripted.outcomes)}, not {outcome!r}")
             values["outcome"] = outcome
         if log_lines is not None:
+            if kind != "training" and not isinstance(log_lines, int):
+                raise TypeError(f"log_lines of a {kind} script is a number of lines")
             values.update(_log_lines(log_lines))
         if stream_delay is not None:
             values["stream-delay"] = _number("stream_delay", stream_delay, minimum=0.0)
         if stop_delay is not None:
             values["stop-delay"] = _number("stop_delay", stop_delay, minimum=0.0)
-        script = Script(pattern, values)
+        script = Script(pattern, values, kind=kind)
         self.call(lambda emulator: emulator.sagemaker.scripts.append(script))
 
     def clear_scripts(self) -> None:

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 import pytest
 
 import smrun.testing
+from smrun import Outcome, Runner, Settings, requests
 from smrun.emulator import Emulator, FakeClock
 from smrun.emulator.resources import Script, TagReader
 from smrun.testing import EmulatorHandle
@@ -590,3 +591,81 @@ def test_the_tag_reader_reads_lines_over_its_defaults() -> None:
     assert tags.number("duration", 6.0) == 2.0
     assert TagReader(None, defaults={"log-text": ""}).lines("log-text") == []
     assert TagReader(None).lines("log-text") is None
+
+
+# -- scripts of every kind, through the handle and the runner ----------------------
+
+ROLE_ARN = "arn:aws:iam::123456789012:role/SageMakerRole"
+
+
+async def test_scripts_reach_each_kind_and_only_their_own() -> None:
+    """A script is for one kind: the processing script's failure is not the
+    training job's, and each kind's script decides how its resource ends."""
+    image, role = "123456789012.dkr.ecr.us-east-1.amazonaws.com/algo:1", ROLE_ARN
+    with EmulatorHandle.start() as handle:
+        handle.script("*", duration=0.3, log_lines=1)
+        handle.script("*", kind="processing", duration=0.3, failure_reason="prep: disk full")
+        handle.script("*", kind="transform", duration=0.3, log_lines=2)
+        handle.script("*", kind="tuning", duration=0.3, outcome="Failed")
+        handle.script("*", kind="endpoint", duration=0.3,
+                      failure_reason="the container did not pass the ping health check")
+        async with Runner(handle.aws_config(), settings=Settings.fast()) as runner:
+            jobs = [
+                await runner.submit("train", "training", requests.training(
+                    image=image, role=role, instance_type="ml.m5.large",
+                    output_path="s3://bucket/out")),
+                await runner.submit("prep", "processing", requests.processing(
+                    image=image, role=role, instance_type="ml.m5.large")),
+                await runner.submit("search", "tuning", requests.tuning(
+                    image=image, role=role, instance_type="ml.m5.large",
+                    output_path="s3://bucket/out", objective_metric="validation:rmse",
+                    objective_type="Minimize", max_jobs=2, max_parallel=2,
+                    integer_ranges={"max_depth": (2, 5)})),
+                await runner.submit("model", "model", requests.model(
+                    image=image, role=role, model_data="s3://bucket/model.tar.gz",
+                    name="scripted-model")),
+            ]
+            await jobs[-1].wait()
+            jobs += [
+                await runner.submit("score", "transform", requests.transform(
+                    model_name="scripted-model", input_uri="s3://bucket/in",
+                    output_path="s3://bucket/scored", instance_type="ml.m5.large")),
+                await runner.submit("config", "endpoint_config", requests.endpoint_config(
+                    model_name="scripted-model", instance_type="ml.m5.large",
+                    name="scripted-config")),
+            ]
+            await jobs[-1].wait()
+            jobs.append(await runner.submit("serve", "endpoint", requests.endpoint(
+                config_name="scripted-config", name="scripted-endpoint")))
+            results = {job.key: await job.wait() for job in jobs}
+        scripts = handle.call(lambda emulator: list(emulator.sagemaker.scripts))
+    outcomes = {key: result.outcome for key, result in results.items()}
+    assert outcomes == {
+        "train": Outcome.SUCCEEDED, "prep": Outcome.FAILED, "search": Outcome.FAILED,
+        "model": Outcome.SUCCEEDED, "score": Outcome.SUCCEEDED, "config": Outcome.SUCCEEDED,
+        "serve": Outcome.FAILED,
+    }
+    assert (results["prep"].failure_reason or "").startswith("prep: disk full")
+    assert "ping health check" in (results["serve"].failure_reason or "")
+    assert [s.kind for s in scripts] == ["training", "processing", "transform", "tuning",
+                                         "endpoint"]
+    assert scripts[3].values == {"child-duration": "0.3", "outcome": "Failed"}
+
+
+def test_a_script_takes_only_what_its_kind_does() -> None:
+    with EmulatorHandle.start() as handle:
+        for kind, wrong, error in (
+            ("batch", {}, ValueError),
+            ("processing", {"outcome": "MaxRuntimeExceeded"}, ValueError),
+            ("endpoint", {"outcome": "Completed"}, ValueError),
+            ("endpoint", {"stop_delay": 1.0}, ValueError),
+            ("transform", {"stream_delay": 1.0}, ValueError),
+            ("processing", {"log_lines": ["verbatim"]}, TypeError),
+        ):
+            with pytest.raises(error):
+                handle.script("x", kind=kind, **wrong)
+        assert handle.call(lambda emulator: emulator.sagemaker.scripts) == []
+        handle.script("x", kind="labeling", outcome="Failed", log_lines=3)
+        [script] = handle.call(lambda emulator: list(emulator.sagemaker.scripts))
+        assert (script.kind, dict(script.values)) == (
+            "labeling", {"outcome": "Failed", "log-lines": "3"})

@@ -320,7 +320,8 @@ class Endpoints:
 
     def _behaviour(self, endpoint: Endpoint, config: EndpointConfig) -> TagReader:
         tags = self.sagemaker.tags
-        return TagReader([*tags.get(endpoint.arn, []), *tags.get(config.arn, [])])
+        return self.sagemaker.behaviour(
+            "endpoint", endpoint.name, [*tags.get(endpoint.arn, []), *tags.get(config.arn, [])])
 
     def create(self, params: Params) -> Result:
         name = params["EndpointName"]
@@ -562,7 +563,8 @@ class Endpoints:
         return {}
 
     def _behaviour_of(self, endpoint: Endpoint) -> TagReader:
-        return TagReader(self.sagemaker.tags.get(endpoint.arn, []))
+        return self.sagemaker.behaviour(
+            "endpoint", endpoint.name, self.sagemaker.tags.get(endpoint.arn, []))
 
     def list_endpoints(self, params: Params) -> Result:
         return self.index.answer(params, self.sagemaker.now)

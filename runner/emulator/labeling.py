@@ -57,7 +57,7 @@ from smrun.emulator.jobs import (
     Transition,
 )
 from smrun.emulator.protocol import ApiError, Params
-from smrun.emulator.resources import Result, SageMaker, TagReader
+from smrun.emulator.resources import Result, SageMaker
 from smrun.emulator.workteam import Workteams
 
 LOG_GROUP = "/aws/sagemaker/LabelingJobs"
@@ -100,7 +100,7 @@ class LabelingJob(EmulatedJob):
 
     def __init__(self, sagemaker: SageMaker, params: Params, created: float) -> None:
         super().__init__(sagemaker, params["LabelingJobName"], params, created)
-        tags = TagReader(params.get("Tags"))
+        tags = sagemaker.behaviour("labeling", self.name, params.get("Tags"))
         self.duration = tags.number("duration", DEFAULT_DURATION, minimum=0.001)
         self.outcome = tags.choice("outcome", "Completed", OUTCOMES)
         self.failure_reason = tags.text("failure-reason", DEFAULT_FAILURE_REASON)

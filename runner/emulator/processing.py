@@ -46,7 +46,7 @@ from smrun.emulator.jobs import (
 )
 from smrun.emulator.protocol import Params
 from smrun.emulator.quotas import Demand
-from smrun.emulator.resources import Result, SageMaker, TagReader
+from smrun.emulator.resources import Result, SageMaker
 
 LOG_GROUP = "/aws/sagemaker/ProcessingJobs"
 DEFAULT_DURATION = 6.0
@@ -62,7 +62,7 @@ class ProcessingJob(EmulatedJob):
 
     def __init__(self, sagemaker: SageMaker, params: Params, created: float) -> None:
         super().__init__(sagemaker, params["ProcessingJobName"], params, created)
-        tags = TagReader(params.get("Tags"))
+        tags = sagemaker.behaviour("processing", self.name, params.get("Tags"))
         self.duration = tags.number("duration", DEFAULT_DURATION, minimum=0.001)
         self.outcome = tags.choice("outcome", "Completed", OUTCOMES)
         self.failure_reason = tags.text("failure-reason", DEFAULT_FAILURE_REASON)

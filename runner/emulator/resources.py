@@ -14,8 +14,8 @@ emulator answers is a deterministic function of the clock, and a test with a
 events, the server also advances the world in the background when something
 falls due; advancing is idempotent, so that changes nothing of the above.)
 
-A kind may read a create request's behaviour (``smrun:emulator:*`` tags) with
-:meth:`SageMaker.behaviour` (training jobs do): the request's tags, and for each
+A kind reads a create request's behaviour (``smrun:emulator:*`` tags) with
+:meth:`SageMaker.behaviour`: the request's tags, and for each
 one it lacks, the value of the last of :attr:`SageMaker.scripts` whose glob
 matches the resource's name (how a test scripts jobs it does not create itself).
 
@@ -132,16 +132,18 @@ class StateChange:
 
 @dataclass(frozen=True)
 class Script:
-    """Behaviour for the resources whose names match ``pattern`` (a glob, as
-    :mod:`fnmatch` reads it, case-insensitive as SageMaker names are): the
-    values of ``smrun:emulator:*`` tags, by name without the prefix
-    (``{"outcome": "Failed"}``), for a create request that lacks them."""
+    """Behaviour for the resources of ``kind`` (``"training"``, ``"processing"``,
+    ``"transform"``, ``"labeling"``, ``"endpoint"``) whose names match
+    ``pattern`` (a glob, as :mod:`fnmatch` reads it, case-insensitive as
+    SageMaker names are): the values of ``smrun:emulator:*`` tags, by name
+    without the prefix (``{"outcome": "Failed"}``), for a request that lacks them."""
 
     pattern: str
     values: Mapping[str, str]
+    kind: str = "training"
 
-    def matches(self, name: str) -> bool:
-        return fnmatch.fnmatchcase(name.lower(), self.pattern.lower())
+    def matches(self, kind: str, name: str) -> bool:
+        return kind == self.kind and fnmatch.fnmatchcase(name.lower(), self.pattern.lower())
 
 
 class SageMaker:
@@ -192,13 +194,15 @@ class SageMaker:
         """Bring the world up to the clock; the world's time."""
         return self.scheduler.advance(self.clock())
 
-    def behaviour(self, name: str, tags: Iterable[dict[str, str]] | None) -> TagReader:
-        """The behaviour tags of a create request for ``name``: its own, and
-        for each it lacks, the value of the last of :attr:`scripts` that
-        matches ``name`` and has it."""
+    def behaviour(
+        self, kind: str, name: str, tags: Iterable[dict[str, str]] | None
+    ) -> TagReader:
+        """The behaviour tags of a request for the ``kind`` resource ``name``:
+        its own, and for each it lacks, the value of the last of
+        :attr:`scripts` that matches the kind and name and has it."""
         scripted: dict[str, str] = {}
         for script in self.scripts:
-            if script.matches(name):
+            if script.matches(kind, name):
                 scripted.update(script.values)
         return TagReader(tags, defaults=scripted)
 

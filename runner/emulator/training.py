@@ -109,7 +109,7 @@ class TrainingJob(EmulatedJob):
 
     def __init__(self, sagemaker: SageMaker, params: Params, created: float) -> None:
         super().__init__(sagemaker, params["TrainingJobName"], params, created)
-        tags = sagemaker.behaviour(self.name, params.get("Tags"))
+        tags = sagemaker.behaviour("training", self.name, params.get("Tags"))
         self.duration = tags.number("duration", DEFAULT_DURATION, minimum=0.001)
         self.outcome = tags.choice("outcome", "Completed", OUTCOMES)
         self.failure_reason_text = tags.text("failure-reason", DEFAULT_FAILURE_REASON)

@@ -50,7 +50,7 @@ from smrun.emulator.jobs import (
 )
 from smrun.emulator.protocol import ApiError, Params
 from smrun.emulator.quotas import Demand
-from smrun.emulator.resources import Result, SageMaker, TagReader, call_handler
+from smrun.emulator.resources import Result, SageMaker, call_handler
 
 LOG_GROUP = "/aws/sagemaker/TransformJobs"
 DEFAULT_DURATION = 6.0
@@ -71,7 +71,7 @@ class TransformJob(EmulatedJob):
 
     def __init__(self, sagemaker: SageMaker, params: Params, created: float) -> None:
         super().__init__(sagemaker, params["TransformJobName"], params, created)
-        tags = TagReader(params.get("Tags"))
+        tags = sagemaker.behaviour("transform", self.name, params.get("Tags"))
         self.duration = tags.number("duration", DEFAULT_DURATION, minimum=0.001)
         self.outcome = tags.choice("outcome", "Completed", OUTCOMES)
         self.failure_reason = tags.text("failure-reason", DEFAULT_FAILURE_REASON)

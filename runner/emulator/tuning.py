@@ -270,7 +270,7 @@ class TuningJob:
             raise _invalid(
                 "MaxParallelTrainingJobs must be less than or equal to MaxNumberOfTrainingJobs."
             )
-        tags = TagReader(params.get("Tags"))
+        tags = sagemaker.behaviour("tuning", self.name, params.get("Tags"))
         durations = _tag_list(tags, "child-duration", _duration)
         self.durations = durations or [DEFAULT_CHILD_DURATION]
         default_outcome = tags.choice("outcome", "Completed", CHILD_OUTCOMES)
