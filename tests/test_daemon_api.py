@@ -40,6 +40,7 @@ from smrun.daemon.server import DaemonConfig, DaemonError, check_token, run_daem
 from smrun.emulator import Emulator
 from smrun.handlers import KINDS
 from smrun.manifest import ManifestError, load_manifest
+from smrun.store.sqlite import SqliteStore
 from tests.daemon_helpers import TOKEN, DaemonHandle, daemon_on
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -564,7 +565,7 @@ async def test_the_same_run_id_and_manifest_is_the_same_run(
 
 
 async def test_runs_are_listed_newest_first_by_pages_and_by_status(
-    emulator: Emulator, tmp_path: Path
+    emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     good = manifest(job("a", training(0.3, lines=0)))
     bad = manifest(job("a", training(0.3, lines=0, outcome="Failed")))
@@ -597,9 +598,21 @@ async def test_runs_are_listed_newest_first_by_pages_and_by_status(
         assert len(page["runs"]) == 5
         status, page = await api.get("/v1/runs?status=running,pending")
         assert page["runs"] == []
+        # a listing counts states from the job rows: it reads no run's events
+        read: list[str] = []
+        events = SqliteStore.events
+
+        async def counted(store: SqliteStore, run_id: str, **options: Any) -> Any:
+            read.append(run_id)
+            return await events(store, run_id, **options)
+
+        monkeypatch.setattr(SqliteStore, "events", counted)
         listed = (await api.get("/v1/runs?limit=1"))[1]["runs"][0]
         assert "jobs" not in listed and listed["jobs_total"] == 1
         assert listed["counts"] == {"Succeeded": 1}
+        assert read == []
+        assert (await api.get(f"/v1/runs/{listed['run_id']}"))[1]["counts"] == listed["counts"]
+        assert read == [listed["run_id"]]  # a run's own view has its jobs' timelines
         for query in ("status=bogus", "limit=0", "limit=501", "limit=many"):
             status, body = await api.get(f"/v1/runs?{query}")
             assert status == 400 and body["error"], query

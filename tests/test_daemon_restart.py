@@ -10,12 +10,14 @@ import re
 import subprocess
 import sys
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import anyio
 
+from smrun.daemon.service import DaemonSettings
 from smrun.emulator import Emulator
 from tests.daemon_helpers import (
     DaemonHandle,
@@ -254,6 +256,33 @@ async def test_two_daemons_on_one_postgresql_share_ten_runs_and_finish_a_killed_
     # a killed daemon's runs were taken up again by the other one
     assert any(r[2]["owner"] == "daemon-b" for r in taken_over)
     assert len(taken_over) > 10
+
+
+async def test_a_daemon_streams_a_run_that_another_drives_as_its_events_commit(
+    emulator: Emulator, postgres_url: str,
+) -> None:
+    """The stream is served by the daemon that does not hold the run, and its
+    poll of the store is made a minute long: the lines and the end arrive
+    anyway, each as it commits, because PostgreSQL tells it (LISTEN/NOTIFY)."""
+    slow_poll = replace(DaemonSettings.fast(), remote_poll=60.0)
+    async with daemon_on(emulator, postgres_url, owner="daemon-a", settings=slow_poll) as a, \
+            daemon_on(emulator, postgres_url, owner="daemon-b", settings=slow_poll) as b, \
+            aiohttp.ClientSession() as session:
+        status, run = await submit(session, a, manifest(
+            training_job("train", duration=2, lines=5)), run_id="pushed")
+        assert status == 201, run
+        with anyio.fail_after(30):
+            while run.get("owner") is None:
+                await anyio.sleep(0.05)
+                run = (await get(session, a, "/v1/runs/pushed"))[1]
+        other = b if run["owner"] == "daemon-a" else a
+        # told of nothing, the stream would look again after 60 s (the poll)
+        # or 15 s (the keepalive, when the store says it pushes)
+        with anyio.fail_after(12):
+            events = await read_sse(session, f"{other.url}/v1/runs/pushed/events?logs=1",
+                                    headers=other.headers())
+    assert [e[2]["status"] for e in events if e[1] == "run"][-1] == "succeeded"
+    assert_every_line_once([e[2] for e in events if e[1] == "log"], lines=5, instances=1)
 
 
 async def test_smrun_logs_follow_resumes_across_a_daemon_restart_without_a_gap(

@@ -445,6 +445,49 @@ async def test_a_message_is_kept_hidden_while_it_is_handled(
         assert not h.logs("warning") and not h.logs("error")
 
 
+async def test_a_message_is_never_deleted_while_its_visibility_is_being_changed(
+    emulator: Emulator, moto_url: str, tmp_path: Path,
+) -> None:
+    """A change of visibility that reached SQS after the message's delete would
+    fail on the spent receipt handle (ReceiptHandleIsInvalid, logged as a
+    warning). Extensions here are slow and nearly back to back, so a delete
+    would often fall inside one; it never does, and none is sent after it."""
+    extending, started = False, anyio.Event()
+    crossed: list[str] = []
+
+    async def slow_extension(params: dict[str, Any]) -> None:
+        nonlocal extending
+        extending = True
+        started.set()
+        try:
+            await anyio.sleep(0.2)
+        finally:
+            extending = False
+
+    async def fetch_once_extending(params: dict[str, Any]) -> None:
+        with anyio.fail_after(10):  # the handling goes on during an extension
+            await started.wait()
+
+    async def delete(params: dict[str, Any]) -> None:
+        if extending:
+            crossed.append(params["ReceiptHandle"])
+
+    async with harness(emulator, moto_url, tmp_path, visibility_timeout=2, extend_every=0.02,
+                       hooks={"ChangeMessageVisibilityBatch": slow_extension,
+                              "GetObject": fetch_once_extending, "DeleteMessage": delete}) as h:
+        uri = await h.put("slow.yaml", yaml_manifest())
+        message_ids = [await h.send(uri) for _ in range(3)]
+        for message_id in message_ids:
+            await h.run(run_id_for(message_id), (RunStatus.SUCCEEDED, RunStatus.FAILED))
+        await h.drained()
+        extensions = h.calls.counts["ChangeMessageVisibilityBatch"]
+        assert extensions >= 1 and h.calls.counts["DeleteMessage"] == 3
+        await anyio.sleep(0.3)  # many extension periods: none once they are deleted
+        assert h.calls.counts["ChangeMessageVisibilityBatch"] == extensions
+    assert crossed == []
+    assert not h.logs("warning") and not h.logs("error")
+
+
 async def test_sqs_errors_are_logged_and_the_loop_goes_on(
     emulator: Emulator, moto_url: str, tmp_path: Path,
 ) -> None:

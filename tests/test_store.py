@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 from smrun.journal import Journal
@@ -618,3 +619,55 @@ async def test_sqlite_file_is_the_journals(tmp_path: Path) -> None:
         assert await reopened.list_runs() == []
     finally:
         await reopened.close()
+
+
+async def test_a_store_tells_a_listener_of_every_write_of_another_daemon(
+    store: Store, other: Store
+) -> None:
+    """PostgreSQL: a write of events, and a change of the run, reach a daemon
+    listening on the other connection; a listener whose connection is killed
+    says so (None) and listens again. SQLite: one daemon per file, nobody to
+    hear from, so ``listen`` returns at once and never pushes."""
+    heard: list[str | None] = []
+
+    async def until_heard(count: int) -> None:
+        with anyio.fail_after(20):
+            while len(heard) < count:
+                await anyio.sleep(0.01)
+
+    async def until_pushing(pushing: bool) -> None:
+        with anyio.fail_after(20):
+            while store.pushing is not pushing:
+                await anyio.sleep(0.01)
+
+    await store.create_run(new_run("heard"))
+    if isinstance(store, SqliteStore):
+        with anyio.fail_after(5):
+            await store.listen(heard.append)
+        assert heard == [] and not store.pushing
+        return
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(store.listen, heard.append)
+        await until_pushing(True)
+        await other.write("heard", Batch(events=[{"type": "notice", "job": "", "time": 1.0}]))
+        await until_heard(1)
+        await other.write("heard", Batch(positions=[("train", "s", "t")]))  # no events: quiet
+        await other.update_run("heard", status=RunStatus.SUCCEEDED, ended=2.0)
+        await until_heard(2)
+        assert heard == ["heard", "heard"]
+
+        # the listening connection dies: told as None, then it listens again
+        assert isinstance(other, PostgresStore)
+        killed = await other.pool.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+            "AND query ILIKE 'LISTEN%'")
+        assert killed == 1
+        await until_heard(3)
+        assert heard[2] is None
+        await until_pushing(True)
+        await other.write("heard", Batch(events=[{"type": "notice", "job": "", "time": 3.0}]))
+        await until_heard(4)
+        assert heard[3] == "heard"
+        tg.cancel_scope.cancel()
+    assert not store.pushing

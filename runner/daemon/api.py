@@ -8,9 +8,11 @@ invalid manifest is 422 with the messages ``smrun validate`` prints.
 Server-sent events are read from the store, so their ids are the store's: a
 client that reconnects with ``Last-Event-ID`` gets every event after it and
 none twice, from this daemon or another one sharing the database, before or
-after a restart. A stream waits for the daemon to write more (or, for a run
-driven by another daemon, looks again every ``remote_poll``) and sends a
-comment every ``keepalive`` seconds so proxies keep it open.
+after a restart. A stream waits until the run's events are written: by this
+daemon, or by another one on the same PostgreSQL, whose writes the store's
+``listen`` announces (while that connection is down, a stream of a run driven
+elsewhere looks again every ``remote_poll``). It sends a comment every
+``keepalive`` seconds so proxies keep it open.
 """
 
 from __future__ import annotations
@@ -319,7 +321,8 @@ class _Api:
                         continue
                     await response.write(b"event: end\ndata: {}\n\n")
                     break
-                wait = daemon.settings.remote_poll if not daemon.holds(run_id) else KEEPALIVE
+                told = daemon.holds(run_id) or self.store.pushing  # of every write
+                wait = KEEPALIVE if told else daemon.settings.remote_poll
                 with anyio.move_on_after(wait):
                     await changed.wait()
                 quiet += wait if not changed.is_set() else 0.0
@@ -335,14 +338,16 @@ class _Api:
     # --- helpers -------------------------------------------------------------
 
     async def _run(self, run: RunRecord, *, jobs: bool = True) -> dict[str, Any]:
-        views = await self._job_views(run)
+        # a job's state is in its row: the listing reads no run's events
+        views = await self._job_views(run, timelines=jobs)
         view = run_view(run, views)
         if jobs:
             view["jobs"] = views
         return view
 
-    async def _job_views(self, run: RunRecord) -> list[dict[str, Any]]:
-        timeline = await self.store.events(run.run_id, types=TIMELINE_TYPES, limit=1_000_000)
+    async def _job_views(self, run: RunRecord, *, timelines: bool = True) -> list[dict[str, Any]]:
+        timeline = (await self.store.events(run.run_id, types=TIMELINE_TYPES, limit=1_000_000)
+                    if timelines else [])
         return job_views(run, self.daemon.manifest_of(run), await self.store.jobs(run.run_id),
                          timeline, self.daemon.kinds, self.region)
 

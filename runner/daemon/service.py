@@ -49,7 +49,9 @@ class DaemonSettings:
     lease_ttl: float = 30.0  # a run is free for another daemon this long after the last renewal
     heartbeat: float = 5.0  # renew, claim and look for stop requests this often
     max_runs: int = 200  # runs driven at once by this daemon
-    remote_poll: float = 1.0  # how often a stream of a run held elsewhere looks for events
+    # how often a stream of a run held elsewhere looks for events, when the
+    # store can't tell of them (PostgreSQL's LISTEN is down)
+    remote_poll: float = 1.0
     on_shutdown: OnCancel = OnCancel.DETACH
 
     @classmethod
@@ -213,19 +215,23 @@ class Daemon:
         that the cancellation of the daemon reaches no job: each run is
         cancelled here, by the shutdown policy, and waited for."""
         tg = self.engine.task_group
-        try:
-            await self._adopt(tg)
-            self.ready = True
-            task_status.started()
-            while True:
-                await self._beat(tg)
-                with anyio.move_on_after(self.settings.heartbeat):
-                    await self._poke.wait()
-                self._poke = anyio.Event()
-        finally:
-            self.ready = False
-            with anyio.CancelScope(shield=True):
-                await self._shutdown()
+        async with anyio.create_task_group() as listening:
+            # what other daemons write to the store wakes this one's streams
+            listening.start_soon(self.store.listen, self._written, name="store:listen")
+            try:
+                await self._adopt(tg)
+                self.ready = True
+                task_status.started()
+                while True:
+                    await self._beat(tg)
+                    with anyio.move_on_after(self.settings.heartbeat):
+                        await self._poke.wait()
+                    self._poke = anyio.Event()
+            finally:
+                listening.cancel_scope.cancel()
+                self.ready = False
+                with anyio.CancelScope(shield=True):
+                    await self._shutdown()
 
     async def _adopt(self, tg: TaskGroup) -> None:
         """Runs this owner held before a restart (same owner name) are taken up at once."""
@@ -392,7 +398,12 @@ class Daemon:
         if held.run is not None:
             held.run.cancel(OnCancel.DETACH)
 
-    def _written(self, run_id: str) -> None:
-        event = self._changed.pop(run_id, None)
-        if event is not None:
+    def _written(self, run_id: str | None) -> None:
+        """Wake the streams of ``run_id`` (None: of every run) to read the store."""
+        if run_id is None:
+            woken, self._changed = list(self._changed.values()), {}
+        else:
+            event = self._changed.pop(run_id, None)
+            woken = [event] if event is not None else []
+        for event in woken:
             event.set()

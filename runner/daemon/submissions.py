@@ -394,6 +394,10 @@ class _Consumer:
         self._dead_letter: tuple[str | None, str] = (None, "")
         self._looked_up: float | None = None
         self._told: dict[str, None] = {}  # message ids whose "no dead-letter queue" was logged
+        # a delete and a change of visibility never cross: a change sent while
+        # the message is being deleted would fail on its spent receipt handle
+        self._receipts = anyio.Lock()
+        self._deleted: set[str] = set()  # message ids deleted while still held
 
     async def run(self) -> None:
         pause = 0.0
@@ -452,7 +456,13 @@ class _Consumer:
                 await self._change_visibility(held, self.visibility_timeout)
 
     async def _change_visibility(self, held: Mapping[str, str], seconds: int) -> None:
-        ids = list(held)
+        async with self._receipts:
+            ids = [message_id for message_id in held if message_id not in self._deleted]
+            if ids:
+                await self._send_visibility(held, ids, seconds)
+
+    async def _send_visibility(self, held: Mapping[str, str], ids: list[str],
+                               seconds: int) -> None:
         entries = [{"Id": str(i), "ReceiptHandle": held[message_id], "VisibilityTimeout": seconds}
                    for i, message_id in enumerate(ids)]
         doing = "extend the visibility of" if seconds else "release"
@@ -477,6 +487,7 @@ class _Consumer:
         except Exception as error:  # a bug of ours: the message stays in the queue
             self._log("error", f"SQS message {message_id}: {type(error).__name__}: {error}")
         held.pop(message_id, None)
+        self._deleted.discard(message_id)
 
     async def _take(self, message: dict[str, Any], message_id: str) -> None:
         try:
@@ -598,9 +609,11 @@ class _Consumer:
     async def _delete(self, message: Mapping[str, Any], message_id: str, why: str) -> None:
         try:
             with anyio.move_on_after(self.grace, shield=True) as scope:
-                await self._call("sqs", "DeleteMessage", priority=Priority.FINISH,
-                                 QueueUrl=self.queue_url,
-                                 ReceiptHandle=str(message["ReceiptHandle"]))
+                async with self._receipts:
+                    self._deleted.add(message_id)
+                    await self._call("sqs", "DeleteMessage", priority=Priority.FINISH,
+                                     QueueUrl=self.queue_url,
+                                     ReceiptHandle=str(message["ReceiptHandle"]))
             if scope.cancelled_caught:
                 raise TimeoutError(f"no answer within {self.grace:g}s")
         except Exception as error:

@@ -26,7 +26,7 @@ Both stores pass the same suite of tests (``tests/test_store.py``).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Protocol
@@ -118,6 +118,16 @@ class StoredEvent:
 
 class Store(Protocol):
     """The state of runs, for one process or shared by several."""
+
+    pushing: bool
+    """True while :meth:`listen` is told of every write (a reader may then
+    wait for it instead of polling)."""
+
+    async def listen(self, written: Callable[[str | None], None]) -> None:
+        """Until cancelled, call ``written(run_id)`` when any process has
+        written events of a run, and ``written(None)`` when writes may have
+        been missed (the listening connection was lost). Returns at once where
+        no other process can write (a store of one daemon)."""
 
     async def open(self) -> None:
         """Connect and create the schema if it is missing (idempotent)."""

@@ -15,14 +15,19 @@ daemons whose clocks disagree still agree on who holds a run:
   checked it is under way; and it takes a per-run advisory lock first, so one
   run's events commit in the order of their ids (a reader paging by id never
   skips one that commits late).
+- A write of events, or a change of the run's row, notifies channel
+  ``smrun_events`` with the run's id, and :meth:`PostgresStore.listen` hears
+  it: a daemon streaming a run that another one drives is told of its events
+  (and of its end) as they commit, instead of polling.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import anyio
 import asyncpg
 
 from smrun.store import (
@@ -43,6 +48,10 @@ from smrun.store import (
 NOW = "extract(epoch FROM clock_timestamp())::float8"
 # the same, fixed for the whole transaction (one instant for several columns)
 TX_NOW = "extract(epoch FROM now())::float8"
+
+# written events are announced here, with the run id as payload (delivered at commit)
+CHANNEL = "smrun_events"
+LISTEN_RETRY_MAX = 30.0
 
 # one key for every daemon creating the schema at once (CREATE ... IF NOT EXISTS races)
 SCHEMA_LOCK = 0x736D72756E  # "smrun"
@@ -115,6 +124,7 @@ class PostgresStore:
         self.min_size = min_size
         self.max_size = max_size
         self._pool: Any = None  # asyncpg.Pool, once open
+        self.pushing = False
 
     def __repr__(self) -> str:
         # no password in logs
@@ -152,6 +162,31 @@ class PostgresStore:
         pool, self._pool = self._pool, None
         if pool is not None:
             await pool.close()
+
+    async def listen(self, written: Callable[[str | None], None]) -> None:
+        """``LISTEN`` on a connection of its own (not the pool's); connected
+        again, with backoff, when it is lost, each loss told as ``written(None)``."""
+        delay = 0.5
+        while True:
+            try:
+                conn = await asyncpg.connect(self.url)
+            except (OSError, asyncpg.PostgresError):
+                await anyio.sleep(delay)
+                delay = min(delay * 2, LISTEN_RETRY_MAX)
+                continue
+            lost = anyio.Event()
+            try:
+                conn.add_termination_listener(lambda _conn, lost=lost: lost.set())
+                await conn.add_listener(
+                    CHANNEL, lambda _conn, _pid, _channel, payload: written(payload))
+                self.pushing, delay = True, 0.5
+                await lost.wait()
+            except (OSError, asyncpg.PostgresError):
+                pass  # lost while listening: connected again below
+            finally:
+                self.pushing = False
+                written(None)
+                conn.terminate()
 
     # --- runs ---------------------------------------------------------------------
 
@@ -229,7 +264,10 @@ class PostgresStore:
         if owner is not None:
             params.append(owner)
             sql += f" AND owner = ${len(params)} AND lease_until > {NOW}"
-        done = await self.pool.execute(sql, *params)
+        async with self.pool.acquire() as conn, conn.transaction():
+            done = await conn.execute(sql, *params)
+            if done != "UPDATE 0":  # a stream waiting for the run's end looks again
+                await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, run_id)
         if owner is not None and done == "UPDATE 0":
             raise _lease_lost(owner, run_id)
 
@@ -319,6 +357,7 @@ class PostgresStore:
                     run_id, ids, [e[0] for e in events], [e[1] for e in events],
                     [e[2] for e in events],
                 )
+                await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, run_id)
             if jobs:
                 await conn.executemany(
                     "INSERT INTO jobs (run_id, job, kind, name, status, outcome, result, updated) "
