@@ -3,6 +3,7 @@ each, while C clients follow the runs' event streams and an API client asks
 for runs.
 
     python -m bench.daemon --runs 20 --jobs 10 --clients 50 --duration 240
+    python -m bench.daemon --daemons 2 --database auto ...   # two daemons, one PostgreSQL
 
 The emulator and the daemon each run in their own process; the daemon works
 with **production timings** (``Settings()``, the budgets it would use in
@@ -13,6 +14,12 @@ the SSE fan-out: every client gets every event of its run exactly once
 (log lines included), and how late (the event's publication → the client
 read it); and that every run succeeded. The last line printed is one JSON
 object; above it, a readable summary.
+
+With ``--daemons N`` they share a PostgreSQL (``--database URL``, or ``auto``
+for a throwaway server started as the tests start theirs): runs are submitted
+to each in turn, a run's clients read it from each daemon in turn, and the SSE
+lag is also given apart for the clients served by the daemon that drives
+their run and those served by another one (told of its writes by NOTIFY).
 """
 
 from __future__ import annotations
@@ -57,6 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="SSE clients, spread over the runs (default 50)")
     parser.add_argument("--api-rate", type=float, default=10.0,
                         help="API requests a second while the runs go (default 10)")
+    parser.add_argument("--daemons", type=int, default=1,
+                        help="daemons sharing the runs (default 1; more need --database)")
+    parser.add_argument("--database", help="a PostgreSQL URL for the daemons' store, or "
+                        "'auto' for a throwaway server (default: SQLite in a state dir)")
     parser.add_argument("--json", type=Path, help="also write the report here")
     return parser
 
@@ -81,11 +92,13 @@ def manifest(run: int, args: argparse.Namespace) -> str:
 
 
 @contextmanager
-def daemon_process(emulator: str, state: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+def daemon_process(emulator: str, state: str,
+                   owner: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     env = {**os.environ, "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench"}
+    where = ["--database", state] if state.startswith("postgresql://") else ["--state-dir", state]
     proc = subprocess.Popen(
         [sys.executable, "-m", "smrun.cli", "daemon", "--listen", "127.0.0.1:0",
-         "--state-dir", state, "--region", "us-east-1", "--timing", "default",
+         *where, "--owner", owner, "--region", "us-east-1", "--timing", "default",
          "--endpoint-url", emulator, "--logs-endpoint-url", emulator,
          "--sts-endpoint-url", emulator],
         stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, cwd=ROOT, env=env)
@@ -104,6 +117,32 @@ def daemon_process(emulator: str, state: str) -> Iterator[tuple[str, subprocess.
     finally:
         proc.terminate()
         proc.wait(timeout=120)
+
+
+@contextmanager
+def throwaway_postgres() -> Iterator[str]:
+    """A PostgreSQL server in a temporary directory, as the tests start theirs
+    (tests/postgres.py); a database on it, by URL."""
+    from tests.postgres import SERVER_USER, Server, find_binaries
+
+    binaries = find_binaries()
+    if binaries is None:
+        raise SystemExit("--database auto needs the PostgreSQL server binaries (initdb, pg_ctl)")
+    root = os.geteuid() == 0
+    with tempfile.TemporaryDirectory(prefix="smrun-bench-pg-", dir="/tmp" if root else None) as d:
+        if root:
+            import pwd
+
+            user = pwd.getpwnam(SERVER_USER)
+            os.chown(d, user.pw_uid, user.pw_gid)
+        server = Server(binaries, Path(d))
+        server.init()
+        server.start()
+        try:
+            yield server.url + server.create_database()
+        finally:
+            server.finish_background()
+            server.stop()
 
 
 @dataclass
@@ -134,6 +173,8 @@ class Follower:
     """One SSE client of one run: what it received, and how late."""
 
     run_id: str
+    daemon: int = 0  # which daemon it reads from
+    driver: str | None = None  # the daemon that drove the run (its run records say)
     ids: list[int] = field(default_factory=list)
     lines: Counter[tuple[str, str, int, str]] = field(default_factory=Counter)
     lag: list[float] = field(default_factory=list)
@@ -156,6 +197,8 @@ class Follower:
                             self.ids.append(last)
                             record = json.loads(data)
                             self.lag.append(now - record["time"])
+                            if kind == "run" and record.get("owner"):
+                                self.driver = record["owner"]
                             if kind == "log":
                                 self.lines[(record["job"], record["stream"],
                                             record["timestamp"], record["message"])] += 1
@@ -164,7 +207,7 @@ class Follower:
                 await anyio.sleep(0.5)
 
 
-async def api_load(session: aiohttp.ClientSession, url: str, run_ids: list[str],
+async def api_load(session: aiohttp.ClientSession, urls: list[str], run_ids: list[str],
                    rate: float, latencies: dict[str, list[float]], done: anyio.Event) -> None:
     rng = random.Random(7)
     while not done.is_set():
@@ -173,58 +216,70 @@ async def api_load(session: aiohttp.ClientSession, url: str, run_ids: list[str],
         else:
             what, path = "run", f"/v1/runs/{rng.choice(run_ids)}"
         started = time.perf_counter()
-        async with session.get(url + path) as response:
+        async with session.get(rng.choice(urls) + path) as response:
             await response.read()
             assert response.status == 200, response.status
         latencies[what].append(time.perf_counter() - started)
         await anyio.sleep(1 / rate)
 
 
-async def drive(args: argparse.Namespace, url: str, pid: int) -> dict[str, Any]:
-    sampler = Sampler(pid)
+async def drive(args: argparse.Namespace, urls: list[str], pids: list[int]) -> dict[str, Any]:
+    samplers = [Sampler(pid) for pid in pids]
     latencies: dict[str, list[float]] = {"list": [], "run": [], "submit": []}
     timeout = aiohttp.ClientTimeout(total=None)
     connector = aiohttp.TCPConnector(limit=args.clients + 20)
     async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
         async with anyio.create_task_group() as tg:
-            tg.start_soon(sampler.run)
+            for sampler in samplers:
+                tg.start_soon(sampler.run)
             started = time.time()
             run_ids = []
             for run in range(args.runs):
                 begun = time.perf_counter()
-                async with session.post(f"{url}/v1/runs", json={
+                async with session.post(f"{urls[run % len(urls)]}/v1/runs", json={
                     "manifest": manifest(run, args), "run_id": f"bench-{run}"}) as response:
                     body = await response.json()
                     assert response.status in (200, 201), body
                 latencies["submit"].append(time.perf_counter() - begun)
                 run_ids.append(body["run_id"])
-            followers = [Follower(run_ids[i % len(run_ids)]) for i in range(args.clients)]
+            # a run's followers take the daemons in turn: some read it from its
+            # driver, some from another daemon
+            followers = [Follower(run_ids[i % len(run_ids)], (i // len(run_ids)) % len(urls))
+                         for i in range(args.clients)]
             done = anyio.Event()
-            tg.start_soon(api_load, session, url, run_ids, args.api_rate, latencies, done)
+            tg.start_soon(api_load, session, urls, run_ids, args.api_rate, latencies, done)
             async with anyio.create_task_group() as clients:
                 for follower in followers:
-                    clients.start_soon(follower.follow, session, url)
+                    clients.start_soon(follower.follow, session, urls[follower.daemon])
             wall = time.time() - started
             done.set()
             statuses = {}
             for run_id in run_ids:
-                async with session.get(f"{url}/v1/runs/{run_id}") as response:
+                async with session.get(f"{urls[0]}/v1/runs/{run_id}") as response:
                     statuses[run_id] = (await response.json())["status"]
             tg.cancel_scope.cancel()
     expected_lines = args.jobs * args.instances * args.lines
     per_client = [sum(f.lines.values()) for f in followers]
     duplicated = sum(sum(c - 1 for c in f.lines.values() if c > 1) for f in followers)
     ordered = all(f.ids == sorted(set(f.ids)) for f in followers)
-    busy = [s for s in sampler.samples if s[0] >= started]
-    cpu = busy[-1][1] - busy[0][1] if len(busy) > 1 else 0.0
-    span = busy[-1][0] - busy[0][0] if len(busy) > 1 else 1.0
+    daemons = [usage(sampler, started) for sampler in samplers]
+    # a follower is served by its run's driver when it reads from the daemon
+    # that drove the run (owners are named bench-<index>)
+    by_driver = [x for f in followers if f.driver == f"bench-{f.daemon}" for x in f.lag]
+    elsewhere = [x for f in followers if f.driver != f"bench-{f.daemon}" for x in f.lag]
     return {
         "runs": args.runs, "jobs": args.runs * args.jobs, "clients": args.clients,
         "duration": args.duration, "lines_per_run": expected_lines,
+        "store": "postgresql" if args.database else "sqlite",
         "statuses": dict(Counter(statuses.values())),
         "wall_seconds": round(wall, 1),
-        "daemon": {"peak_rss_mib": round(sampler.peak_rss / 2**20, 1),
-                   "cpu_seconds": round(cpu, 1), "cpu_percent": round(100 * cpu / span, 1)},
+        "daemon": daemons[0] if len(daemons) == 1 else {
+            "peak_rss_mib": max(d["peak_rss_mib"] for d in daemons),
+            "cpu_seconds": round(sum(d["cpu_seconds"] for d in daemons), 1),
+            "cpu_percent": round(sum(d["cpu_percent"] for d in daemons), 1)},
+        "daemons": daemons,
+        "runs_driven": dict(Counter(str(d) for d in {f.run_id: f.driver
+                                                     for f in followers}.values())),
         "api_latency_ms": {k: percentiles([v * 1000 for v in vals])
                            for k, vals in latencies.items()},
         "api_requests": {k: len(v) for k, v in latencies.items()},
@@ -235,9 +290,20 @@ async def drive(args: argparse.Namespace, url: str, pid: int) -> dict[str, Any]:
             "events_received": sum(len(f.ids) for f in followers),
             "reconnects": sum(f.reconnects for f in followers),
             "lag_seconds": percentiles([x for f in followers for x in f.lag]),
+            "lag_seconds_by_driver": percentiles(by_driver) if by_driver else None,
+            "lag_seconds_by_another": percentiles(elsewhere) if elsewhere else None,
         },
         "ok": set(statuses.values()) == {"succeeded"},
     }
+
+
+def usage(sampler: Sampler, started: float) -> dict[str, float]:
+    """One daemon's peak RSS, and its CPU while the runs went."""
+    busy = [s for s in sampler.samples if s[0] >= started]
+    cpu = busy[-1][1] - busy[0][1] if len(busy) > 1 else 0.0
+    span = busy[-1][0] - busy[0][0] if len(busy) > 1 else 1.0
+    return {"peak_rss_mib": round(sampler.peak_rss / 2**20, 1),
+            "cpu_seconds": round(cpu, 1), "cpu_percent": round(100 * cpu / span, 1)}
 
 
 def render(report: dict[str, Any]) -> str:
@@ -251,17 +317,30 @@ def render(report: dict[str, Any]) -> str:
                                        for k, v in api.items()),
         f"SSE: every line once {sse['every_line_once']} ({sse['lines_min']}..{sse['lines_max']}"
         f" lines a client, {sse['duplicated']} duplicated), lag {sse['lag_seconds']}",
+        *([f"SSE lag served by the run's driver {sse['lag_seconds_by_driver']}, "
+           f"by another daemon {sse['lag_seconds_by_another']}"]
+          if len(report["daemons"]) > 1 else []),
     ])
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.daemons < 1 or (args.daemons > 1 and not args.database):
+        parser.error("--daemons above 1 needs --database (they share a PostgreSQL)")
     with ExitStack() as stack:
         emulator, _ = stack.enter_context(child(
             [sys.executable, "-m", "smrun.cli", "emulator", "--port", "0"], "the emulator"))
-        state = stack.enter_context(tempfile.TemporaryDirectory(prefix="smrun-bench-"))
-        url, proc = stack.enter_context(daemon_process(emulator, state))
-        report = anyio.run(drive, args, url, proc.pid)
+        if args.database == "auto":
+            state = stack.enter_context(throwaway_postgres())
+        elif args.database:
+            state = args.database
+        else:
+            state = stack.enter_context(tempfile.TemporaryDirectory(prefix="smrun-bench-"))
+        daemons = [stack.enter_context(daemon_process(emulator, state, f"bench-{i}"))
+                   for i in range(args.daemons)]
+        report = anyio.run(drive, args, [url for url, _ in daemons],
+                           [proc.pid for _, proc in daemons])
     print(render(report), file=sys.stderr)
     if args.json is not None:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
