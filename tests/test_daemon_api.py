@@ -41,6 +41,7 @@ from smrun.emulator import Emulator
 from smrun.handlers import KINDS
 from smrun.manifest import ManifestError, load_manifest
 from smrun.store.sqlite import SqliteStore
+from tests.conftest import ClientFactory
 from tests.daemon_helpers import TOKEN, DaemonHandle, daemon_on
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -619,7 +620,7 @@ async def test_runs_are_listed_newest_first_by_pages_and_by_status(
 
 
 async def test_a_run_shows_every_job_with_its_outputs_timeline_and_failure_reason(
-    emulator: Emulator, tmp_path: Path
+    emulator: Emulator, tmp_path: Path, aws_client: ClientFactory
 ) -> None:
     reason = "AlgorithmError: the data ran out"
     text = manifest(
@@ -650,6 +651,16 @@ async def test_a_run_shows_every_job_with_its_outputs_timeline_and_failure_reaso
         assert statuses[0] == "Created" and statuses[-1] == "Completed"
         times = [step["time"] for step in ok["timeline"]]
         assert times == sorted(times)
+        # each phase at when it began in SageMaker, whenever a poll saw it
+        # (the first, Starting, began at the create: before Created was told)
+        sagemaker = await aws_client("sagemaker", emulator)
+        described = await sagemaker.describe_training_job(TrainingJobName=ok["name"])
+        began = {t["Status"]: t["StartTime"].timestamp()
+                 for t in described["SecondaryStatusTransitions"]}
+        phases = [step for step in ok["timeline"] if step["secondary"] not in (None, "Starting")]
+        assert [step["secondary"] for step in phases] == list(began)[1:]
+        for step in phases:
+            assert step["time"] == pytest.approx(began[step["secondary"]], abs=0.01), step
         assert ok["name"] in ok["links"]["console"]
         assert "/aws/sagemaker/TrainingJobs" in ok["links"]["logs"]
         assert (broken["state"], broken["status"]) == ("Failed", "Failed")

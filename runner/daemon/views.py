@@ -89,7 +89,7 @@ def job_view(
             timeline.append({"time": record["time"], "status": "Created", "secondary": None})
         elif event.type == "status":
             secondary = record.get("secondary")
-            timeline.append({"time": record["time"], "status": record["status"],
+            timeline.append({"time": _began(record, timeline), "status": record["status"],
                              "secondary": secondary})
         elif event.type == "finished":
             ended = record["time"]
@@ -122,6 +122,18 @@ def job_view(
         "timeline": timeline,
         "links": links,
     }
+
+
+def _began(record: Mapping[str, Any], timeline: Sequence[Mapping[str, Any]]) -> float:
+    """When a status began: when SageMaker says it changed (a phase a poll
+    skipped is told late, but began earlier), never before the step before it
+    nor after it was seen."""
+    seen = float(record["time"])
+    changed = record.get("changed")
+    if not isinstance(changed, int | float):
+        return seen
+    floor = float(timeline[-1]["time"]) if timeline else float("-inf")
+    return min(seen, max(floor, float(changed)))
 
 
 def sse_block(event: StoredEvent) -> bytes:
