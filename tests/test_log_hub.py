@@ -1028,9 +1028,11 @@ async def test_scale_model_of_the_fan_out_costs_few_calls_per_job_and_lines_arri
 ) -> None:
     """N jobs x 2 instances, 120 s each, production timings (Settings()) and
     AWS-sized budgets, all divided by SCALE; jobs start over 60 s (scaled).
-    The per-job costs do not depend on N once a search is full (100 streams);
-    the latencies are those of the scaled timings. Past ``sweep_from`` jobs
-    the group is swept (the default, 50) instead of listed per job."""
+    The per-job costs do not depend on N once a search is full (100 streams).
+    Past ``sweep_from`` jobs the group is swept (the default, 50) instead of
+    listed per job. The latencies are printed, not asserted: on a loaded
+    machine they measure the machine (bench/fanout.py measures them at
+    production timings)."""
     scaled: dict[str, Any] = {
         "poll_interval": 2.0 / SCALE,
         "idle_max": 10.0 / SCALE,
@@ -1116,6 +1118,4 @@ async def test_scale_model_of_the_fan_out_costs_few_calls_per_job_and_lines_arri
     if sweep_from < JOBS:
         assert hub.stats.swept > 0
         assert listings < 1.5  # the jobs before the sweep began, and none after
-    assert p50 <= 10.0
-    assert p95 <= 30.0
 
