@@ -305,14 +305,18 @@ class Runner:
 
     @property
     def run_id(self) -> str:
+        """The run's id: it names the run's resources, so a runner with the
+        same id attaches to them after a restart."""
         return self._run.run_id
 
     @property
     def jobs(self) -> dict[str, Job]:
+        """Every job of the run so far, by key."""
         return self._run.jobs
 
     @property
     def results(self) -> dict[str, JobResult]:
+        """The result of every job that has ended, by key."""
         return self._run.results
 
     @property
@@ -357,7 +361,7 @@ class Runner:
     ) -> Job:
         """A Job handle, not started (see :meth:`submit`)."""
         return self._run.job(key, kind, request, timeout=timeout, tokens=tokens,
-                                options=options)
+                             options=options)
 
     async def submit(
         self,

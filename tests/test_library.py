@@ -52,6 +52,21 @@ def test_the_public_api_is_exactly_what_all_says() -> None:
     assert shown == set(PUBLIC)
 
 
+# what a Runner shows: its run, and the engine under it by one name
+RUNNER_SURFACE = {
+    "as_completed", "bus", "cancel", "engine", "identity", "job", "jobs", "results", "run_id",
+    "run_manifest", "settings", "submit",
+}
+
+
+def test_a_runner_shows_its_run_and_holds_its_engine() -> None:
+    runner = smrun.Runner(local=True)
+    assert {name for name in dir(runner) if not name.startswith("_")} == RUNNER_SURFACE
+    for name in RUNNER_SURFACE - {"engine"}:
+        assert inspect.getdoc(getattr(smrun.Runner, name)), f"Runner.{name} has no docstring"
+    assert not isinstance(runner, type(runner.engine))
+
+
 async def one_job(**runner_options: Any) -> smrun.JobResult:
     async with smrun.Runner(local=True, **runner_options) as runner:
         job = await runner.submit("train", "training", training_request(duration=0.5, lines=2))

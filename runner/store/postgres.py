@@ -23,6 +23,7 @@ daemons whose clocks disagree still agree on who holds a run:
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -52,6 +53,9 @@ TX_NOW = "extract(epoch FROM now())::float8"
 # written events are announced here, with the run id as payload (delivered at commit)
 CHANNEL = "smrun_events"
 LISTEN_RETRY_MAX = 30.0
+# what a lost or refused connection raises (asyncio's TimeoutError is not an
+# OSError before Python 3.11)
+LISTEN_ERRORS = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 # one key for every daemon creating the schema at once (CREATE ... IF NOT EXISTS races)
 SCHEMA_LOCK = 0x736D72756E  # "smrun"
@@ -170,7 +174,7 @@ class PostgresStore:
         while True:
             try:
                 conn = await asyncpg.connect(self.url)
-            except (OSError, asyncpg.PostgresError):
+            except LISTEN_ERRORS:
                 await anyio.sleep(delay)
                 delay = min(delay * 2, LISTEN_RETRY_MAX)
                 continue
@@ -181,7 +185,7 @@ class PostgresStore:
                     CHANNEL, lambda _conn, _pid, _channel, payload: written(payload))
                 self.pushing, delay = True, 0.5
                 await lost.wait()
-            except (OSError, asyncpg.PostgresError):
+            except LISTEN_ERRORS:
                 pass  # lost while listening: connected again below
             finally:
                 self.pushing = False
