@@ -779,6 +779,7 @@ async def test_metrics_count_jobs_calls_log_lines_and_lags(
     assert value("smrun_log_latency_seconds_bucket", le="+Inf") == 5
     assert value("smrun_detection_lag_seconds_count") >= 2  # each job's end at least
     assert value("smrun_runs_held") == 0
+    assert value("smrun_store_listening") == 0  # SQLite: no other daemon to hear from
     assert value("smrun_submissions_total", source="api", result="created") == 1
     assert value("smrun_submissions_total", source="api", result="invalid") == 1
 

@@ -281,6 +281,8 @@ async def test_a_daemon_streams_a_run_that_another_drives_as_its_events_commit(
         with anyio.fail_after(12):
             events = await read_sse(session, f"{other.url}/v1/runs/pushed/events?logs=1",
                                     headers=other.headers())
+        async with session.get(f"{other.url}/metrics", headers=other.headers()) as response:
+            assert "\nsmrun_store_listening 1.0\n" in await response.text()
     assert [e[2]["status"] for e in events if e[1] == "run"][-1] == "succeeded"
     assert_every_line_once([e[2] for e in events if e[1] == "log"], lines=5, instances=1)
 

@@ -140,6 +140,7 @@ class _Api:
 
     async def metrics(self, request: web.Request) -> web.Response:
         self.counters.runs.set(len(self.daemon.held))
+        self.counters.listening.set(1 if self.store.pushing else 0)
         body, content_type = self.counters.exposition()
         return web.Response(body=body, headers={"Content-Type": content_type})
 

@@ -42,6 +42,11 @@ class Metrics:
             "From SageMaker's LastModifiedTime to the status change seen by the daemon",
             buckets=LAG_BUCKETS, registry=r)
         self.runs = Gauge("smrun_runs_held", "Runs this daemon drives", registry=r)
+        self.listening = Gauge(
+            "smrun_store_listening",
+            "1 while the store tells this daemon of other daemons' writes (PostgreSQL "
+            "LISTEN); 0 with SQLite, or while the listening connection is down",
+            registry=r)
         self.sse_clients = Gauge("smrun_sse_clients", "Open server-sent event streams",
                                  registry=r)
         self.submissions = Counter("smrun_submissions", "Runs submitted, by source and result",
