@@ -660,8 +660,7 @@ async def test_a_store_tells_a_listener_of_every_write_of_another_daemon(
         assert isinstance(other, PostgresStore)
         killed = await other.pool.fetchval(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid() "
-            "AND query ILIKE 'LISTEN%'")
+            "WHERE datname = current_database() AND application_name = 'smrun-listen'")
         assert killed == 1
         await until_heard(3)
         assert heard[2] is None

@@ -53,6 +53,8 @@ TX_NOW = "extract(epoch FROM now())::float8"
 # written events are announced here, with the run id as payload (delivered at commit)
 CHANNEL = "smrun_events"
 LISTEN_RETRY_MAX = 30.0
+PROBE_TIMEOUT = 5.0  # for a notification of the listener's own to come back
+LISTENER_NAME = "smrun-listen"  # its connection's application_name (pg_stat_activity)
 # what a lost or refused connection raises (asyncio's TimeoutError is not an
 # OSError before Python 3.11)
 LISTEN_ERRORS = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
@@ -173,17 +175,31 @@ class PostgresStore:
         delay = 0.5
         while True:
             try:
-                conn = await asyncpg.connect(self.url)
+                conn = await asyncpg.connect(
+                    self.url, server_settings={"application_name": LISTENER_NAME})
             except LISTEN_ERRORS:
                 await anyio.sleep(delay)
                 delay = min(delay * 2, LISTEN_RETRY_MAX)
                 continue
-            lost = anyio.Event()
+            lost, heard = anyio.Event(), anyio.Event()
+
+            def told(_conn: Any, _pid: int, _channel: str, payload: str,
+                     heard: anyio.Event = heard) -> None:
+                if payload:
+                    written(payload)
+                else:  # the probe below: notifications reach this connection
+                    heard.set()
+
             try:
                 conn.add_termination_listener(lambda _conn, lost=lost: lost.set())
-                await conn.add_listener(
-                    CHANNEL, lambda _conn, _pid, _channel, payload: written(payload))
-                self.pushing, delay = True, 0.5
+                await conn.add_listener(CHANNEL, told)
+                # a pooler that doesn't keep a session (PgBouncer's transaction
+                # mode) takes the LISTEN without delivering: push only once a
+                # notification of our own has come back
+                await conn.execute(f"NOTIFY {CHANNEL}")
+                with anyio.move_on_after(PROBE_TIMEOUT):
+                    await heard.wait()
+                self.pushing, delay = heard.is_set(), 0.5
                 await lost.wait()
             except LISTEN_ERRORS:
                 pass  # lost while listening: connected again below
