@@ -514,7 +514,8 @@ class Job:
                     follower.poke()  # its containers may have started writing
                 self.publish(
                     StatusChanged(
-                        self.key, status, secondary, _status_message(description),
+                        self.key, status, secondary,
+                        _message(transitions[-1]) if transitions else None,
                         _epoch(description.get("LastModifiedTime")), time=self._clock(),
                     )
                 )
@@ -764,9 +765,6 @@ def _message(transition: Mapping[str, Any]) -> str | None:
     return str(message) if message else None
 
 
-def _status_message(description: Description) -> str | None:
-    transitions = _transitions(description)
-    return _message(transitions[-1]) if transitions else None
 
 
 

@@ -204,19 +204,32 @@ def training(
         job = await runner.submit("xgboost", "training", request)
         ```
     """
-    request: dict[str, Any] = {
+    request = _training_job(
+        image=image, role=role, instance_type=instance_type, output_path=output_path,
+        instance_count=instance_count, volume_gb=volume_gb, inputs=inputs,
+        input_mode=input_mode, metrics=metrics, environment=environment,
+        max_runtime=max_runtime, spot=spot, max_wait=max_wait, checkpoint_path=checkpoint_path,
+    )
+    request.update(_some(HyperParameters=_text(hyperparameters, "hyperparameters")))
+    return _finish(request, "TrainingJobName", name, tags, extra)
+
+
+def _training_job(
+    *, image: str, role: str, instance_type: str, output_path: str, instance_count: int,
+    volume_gb: int, inputs: Mapping[str, str] | None, input_mode: InputMode,
+    metrics: Mapping[str, str] | None, environment: Mapping[str, str] | None,
+    max_runtime: int, spot: bool, max_wait: int | None, checkpoint_path: str | None,
+) -> dict[str, Any]:
+    """What a training job is given, alone or as a tuning job's definition."""
+    return {
         "AlgorithmSpecification": _algorithm(image, input_mode, metrics),
         "RoleArn": role,
         **_some(InputDataConfig=_channels(inputs)),
         "OutputDataConfig": {"S3OutputPath": output_path},
         "ResourceConfig": _resources(instance_type, instance_count, volume_gb),
-        **_some(
-            HyperParameters=_text(hyperparameters, "hyperparameters"),
-            Environment=_mapping(environment),
-        ),
+        **_some(Environment=_mapping(environment)),
         **_limits(max_runtime, spot, max_wait, checkpoint_path),
     }
-    return _finish(request, "TrainingJobName", name, tags, extra)
 
 
 # ---------------------------------------------------------------------------
@@ -502,16 +515,14 @@ def tuning(
         ParameterRanges=ranges,
         TrainingJobEarlyStoppingType=early_stopping,
     )
-    definition: dict[str, Any] = {
-        **_some(StaticHyperParameters=_text(static_hyperparameters, "static_hyperparameters")),
-        "AlgorithmSpecification": _algorithm(image, input_mode, metrics),
-        "RoleArn": role,
-        **_some(InputDataConfig=_channels(inputs)),
-        "OutputDataConfig": {"S3OutputPath": output_path},
-        "ResourceConfig": _resources(instance_type, instance_count, volume_gb),
-        **_some(Environment=_mapping(environment)),
-        **_limits(max_runtime, spot, max_wait, checkpoint_path),
-    }
+    definition = _training_job(
+        image=image, role=role, instance_type=instance_type, output_path=output_path,
+        instance_count=instance_count, volume_gb=volume_gb, inputs=inputs,
+        input_mode=input_mode, metrics=metrics, environment=environment,
+        max_runtime=max_runtime, spot=spot, max_wait=max_wait, checkpoint_path=checkpoint_path,
+    )
+    definition.update(
+        _some(StaticHyperParameters=_text(static_hyperparameters, "static_hyperparameters")))
     request = {"HyperParameterTuningJobConfig": config, "TrainingJobDefinition": definition}
     return _finish(request, "HyperParameterTuningJobName", name, tags, extra)
 

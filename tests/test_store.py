@@ -652,6 +652,12 @@ async def test_a_store_tells_a_listener_of_every_write_of_another_daemon(
         await other.write("heard", Batch(events=[{"type": "notice", "job": "", "time": 1.0}]))
         await until_heard(1)
         await other.write("heard", Batch(positions=[("train", "s", "t")]))  # no events: quiet
+        # notifications come in commit order: the marker's proves the quiet one said nothing
+        await other.create_run(new_run("marker"))
+        await other.write("marker", Batch(events=[{"type": "notice", "job": "", "time": 1.5}]))
+        await until_heard(2)
+        assert heard == ["heard", "marker"]
+        heard.remove("marker")
         await other.update_run("heard", status=RunStatus.SUCCEEDED, ended=2.0)
         await until_heard(2)
         assert heard == ["heard", "heard"]
